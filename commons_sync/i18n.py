@@ -14,6 +14,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
+from babel import Locale
 from babel.numbers import format_currency, format_decimal
 from babel.support import NullTranslations, Translations
 
@@ -41,7 +42,11 @@ def t(lang: str, message: str, **params: object) -> str:
 
 def tn(lang: str, singular: str, plural: str, n: int, **params: object) -> str:
     """Translate with a plural form chosen by `n` (French: 0 and 1 are singular)."""
-    text = translations(lang).ngettext(singular, plural, n)
+    if lang == DEFAULT_LANGUAGE:
+        # French is the source text: CLDR's rule (via Babel) says 0 and 1 take the singular.
+        text = singular if Locale.parse(BABEL_LOCALES[lang]).plural_form(n) == "one" else plural
+    else:
+        text = translations(lang).ngettext(singular, plural, n)
     return text.format(n=n, **params)
 
 

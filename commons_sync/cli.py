@@ -1,0 +1,456 @@
+"""The `commons-sync` command line (CONTRACT §6): thin wrappers over the service's use cases.
+
+Results go to stdout, messages to stderr; a failure is one clear line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from datetime import datetime
+from functools import wraps
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from commons_sync import texts
+from commons_sync.bootstrap import SchemaOutdated, build_service
+from commons_sync.config import Settings, SettingsError, load_settings
+from commons_sync.engine.errors import EngineError, InvalidOperation
+from commons_sync.engine.model import PaymentState
+from commons_sync.engine.money import parse_amount
+from commons_sync.engine.results import FUNDED, IDEAS, IN_PROGRESS, UNFUNDED, Results
+from commons_sync.i18n import format_money, t, tn
+from commons_sync.service import handlers
+from commons_sync.service.unit_of_work import DatabaseUnavailable
+from commons_sync.storage.database import upgrade
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+class Failure(click.ClickException):
+    """One line on stderr, exit status 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"commons-sync: {self.message}", err=True)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]
+
+
+def _lang(ctx: click.Context) -> str:
+    return _settings(ctx).language
+
+
+def use_service(func):
+    """Give the command the service, and turn every refusal into one translated line."""
+
+    @click.pass_context
+    @wraps(func)
+    def wrapper(ctx, *args, **kwargs):
+        lang = _lang(ctx)
+        try:
+            svc = build_service(_settings(ctx))
+            return func(ctx, svc, *args, **kwargs)
+        except EngineError as error:
+            raise Failure(texts.reason(error.code, lang, **error.params)) from None
+        except SchemaOutdated:
+            raise Failure(t(lang, "la base de données n'est pas à jour : lancez « commons-sync db upgrade »")) from None
+        except DatabaseUnavailable:
+            raise Failure(t(lang, "la base de données est injoignable")) from None
+
+    return wrapper
+
+
+def amount_option(lang_ctx: click.Context, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_amount(value)
+    except EngineError as error:
+        raise Failure(texts.reason(error.code, _lang(lang_ctx), **error.params)) from None
+
+
+def parse_date(ctx: click.Context, value: str | None) -> datetime | None:
+    """ISO 8601 (`2026-12-01` or `2026-12-01T18:00`) in COMMONS_SYNC_TIMEZONE."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise Failure(texts.reason("invalid_date", _lang(ctx), date=value)) from None
+    return when.replace(tzinfo=_settings(ctx).zone) if when.tzinfo is None else when
+
+
+def emit_json(data) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """commons-sync : cofinancer des communs là où le réseau parle déjà (Discourse, MediaWiki, e-mail)."""
+    try:
+        ctx.obj = {"settings": load_settings()}
+    except SettingsError as error:
+        raise Failure(str(error)) from None
+
+
+@main.group()
+def db() -> None:
+    """Base de données / database."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or migrate the database schema (idempotent)."""
+    from commons_sync.bootstrap import _engine
+
+    upgrade(_engine(_settings(ctx).database_url))
+    click.echo(t(_lang(ctx), "Base de données à jour."), err=True)
+
+
+# --- rounds ---------------------------------------------------------------------------------------
+
+
+@main.group("round")
+def round_group() -> None:
+    """Campagnes / rounds."""
+
+
+@round_group.command("create")
+@click.argument("slug")
+@click.option("--name", required=True)
+@click.option("--allocation", required=True, help="per member, e.g. 500 or 100 €")
+@click.option("--group", "group_name", required=True, help="Discourse group whose members take part")
+@click.option("--currency", default="EUR", show_default=True)
+@click.option("--opens")
+@click.option("--closes")
+@click.option("--recurring", type=click.Choice(["yearly"]))
+@click.option("--unspent", type=click.Choice(["carry", "expire"]), default="carry", show_default=True)
+@click.option("--matching-ratio")
+@click.option("--matching-pool")
+@click.option("--matching-cap")
+@click.option("--matching-group")
+@click.option("--partial-threshold", type=click.IntRange(1, 100), help="percent of the goal")
+@click.option("--remind-days", default="7,2", show_default=True)
+@click.option("--results-topic", type=int)
+@use_service
+def round_create(ctx, svc, slug, name, allocation, group_name, currency, opens, closes, recurring,
+                 unspent, matching_ratio, matching_pool, matching_cap, matching_group,
+                 partial_threshold, remind_days, results_topic):
+    """Create a funding round (it opens now unless --opens says later)."""
+    try:
+        days = tuple(sorted({int(d) for d in remind_days.split(",") if d.strip()}, reverse=True))
+    except ValueError:
+        raise Failure(t(_lang(ctx), "--remind-days attend des nombres de jours séparés par des virgules")) from None
+    spec = handlers.RoundSpec(
+        slug=slug, name=name, allocation_cents=amount_option(ctx, allocation), group=group_name,
+        currency=currency, opens_at=parse_date(ctx, opens), closes_at=parse_date(ctx, closes),
+        recurring=recurring, unspent=unspent, matching_ratio=matching_ratio,
+        matching_pool_cents=amount_option(ctx, matching_pool),
+        matching_cap_cents=amount_option(ctx, matching_cap), matching_group=matching_group,
+        partial_threshold_pct=partial_threshold, remind_days=days, results_topic_id=results_topic)
+    round_ = handlers.create_round(svc, spec)
+    click.echo(round_.slug)
+
+
+@round_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@use_service
+def round_list(ctx, svc, as_json):
+    """List the rounds."""
+    rounds = handlers.list_rounds(svc)
+    if as_json:
+        return emit_json(rounds)
+    lang = _lang(ctx)
+    table = Table(t(lang, "Identifiant"), t(lang, "Nom"), t(lang, "Statut"), t(lang, "Ouverture"), t(lang, "Clôture"))
+    for r in rounds:
+        table.add_row(r["slug"], r["name"], r["status"], r["opens"][:16], (r["closes"] or "")[:16])
+    out.print(table)
+
+
+@round_group.command("show")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True)
+@use_service
+def round_show(ctx, svc, slug, as_json):
+    """Show a round and its members' balances."""
+    data = handlers.show_round(svc, slug)
+    if as_json:
+        return emit_json(data)
+    lang = _lang(ctx)
+    click.echo(f"{data['name']} ({data['slug']}) — {data['status']}")
+    table = Table(t(lang, "Membre"), t(lang, "Enveloppe"), t(lang, "Promis"), t(lang, "Solde"))
+    for m in data["members"]:
+        table.add_row(m["username"], *(_money(m[k], data["currency"], lang) for k in ("allocated", "pledged", "balance")))
+    out.print(table)
+
+
+@round_group.command("grant")
+@click.argument("slug")
+@click.argument("username")
+@click.argument("amount")
+@click.option("--set", "set_to", is_flag=True, help="set the allocation instead of adding to it")
+@click.option("--reason")
+@click.option("--json", "as_json", is_flag=True)
+@use_service
+def round_grant(ctx, svc, slug, username, amount, set_to, reason, as_json):
+    """Add to (or set) a member's allocation, with a reason in the ledger."""
+    data = handlers.grant(svc, slug, username, amount_option(ctx, amount), set_to=set_to, reason=reason)
+    if as_json:
+        return emit_json(data)
+    click.echo(f"{data['username']} {data['balance']}")
+
+
+@round_group.command("close")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True)
+@use_service
+def round_close(ctx, svc, slug, as_json):
+    """Close the round now and print its results."""
+    results = handlers.close_round(svc, slug)
+    currency = handlers.show_round(svc, slug)["currency"]
+    if as_json:
+        return emit_json(results_json(results))
+    click.echo(render_results(results, currency, _lang(ctx)), nl=False)
+
+
+SECTION_TITLES = {
+    FUNDED: "Financé",
+    IN_PROGRESS: "En cours de financement",
+    UNFUNDED: "Non financé",
+    IDEAS: "Idées",
+}
+
+
+def render_results(results: Results, currency: str, lang: str) -> str:
+    """The results in the sections of CONTRACT §4, as text."""
+    lines = []
+    for key, items in results.nonempty():
+        lines.append(f"== {t(lang, SECTION_TITLES[key])} ==")
+        for line in items:
+            if line.raised_cents is None:
+                lines.append(f"* {line.title}")
+                continue
+            partial = f" {t(lang, '(partiel)')}" if line.partial else ""
+            cofunders = tn(lang, "{n} cofinanceur", "{n} cofinanceurs", line.cofunders or 0)
+            lines.append(f"* {line.title}{partial} - {format_money(line.raised_cents, currency, lang)} - {cofunders}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def results_json(results: Results) -> dict:
+    return {key: [{"id": l.commons_id, "title": l.title, "status": l.status.value,
+                   "raised": handlers._units(l.raised_cents), "cofunders": l.cofunders}
+                  for l in items] for key, items in results.sections.items()}
+
+
+# --- commons --------------------------------------------------------------------------------------
+
+
+@main.group("commons")
+def commons_group() -> None:
+    """Communs / commons."""
+
+
+@commons_group.command("open")
+@click.option("--topic", type=int)
+@click.option("--title")
+@click.option("--round", "round_slug", required=True)
+@click.option("--goal")
+@click.option("--max", "cap")
+@click.option("--idea", is_flag=True)
+@click.option("--referent")
+@click.option("--wiki-title")
+@use_service
+def commons_open(ctx, svc, topic, title, round_slug, goal, cap, idea, referent, wiki_title):
+    """Open a commons (prints its id)."""
+    lang = _lang(ctx)
+    if (topic is None) == (title is None):
+        raise Failure(t(lang, "indiquez soit --topic, soit --title"))
+    if idea == (goal is not None):
+        raise Failure(t(lang, "indiquez soit --goal, soit --idea"))
+    if topic is not None and title is None:
+        raise Failure(t(lang, "--topic demande l'adaptateur Discourse (COMMONS_SYNC_DISCOURSE_*)"))
+    spec = handlers.CommonsSpec(round_slug=round_slug, title=title, goal_cents=amount_option(ctx, goal),
+                                cap_cents=amount_option(ctx, cap), referent=referent, topic_id=topic,
+                                wiki_title=wiki_title)
+    click.echo(handlers.open_commons(svc, spec).id)
+
+
+@commons_group.command("list")
+@click.option("--round", "round_slug")
+@click.option("--json", "as_json", is_flag=True)
+@use_service
+def commons_list(ctx, svc, round_slug, as_json):
+    """List the commons."""
+    items = handlers.list_commons(svc, round_slug)
+    if as_json:
+        return emit_json(items)
+    lang = _lang(ctx)
+    table = Table("id", t(lang, "Titre"), t(lang, "Statut"), t(lang, "Collecté"), t(lang, "Objectif"), t(lang, "Cofinanceurs"))
+    for c in items:
+        table.add_row(str(c["id"]), c["title"], c["status"], _money(c["raised"], c["currency"], lang),
+                      _money(c["goal"], c["currency"], lang), str(c["cofunders"]))
+    out.print(table)
+
+
+@commons_group.command("show")
+@click.argument("commons_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@use_service
+def commons_show(ctx, svc, commons_id, as_json):
+    """Show one commons."""
+    c = handlers.show_commons(svc, commons_id)
+    if as_json:
+        return emit_json(c)
+    lang = _lang(ctx)
+    money = lambda key: _money(c[key], c["currency"], lang)  # noqa: E731
+    click.echo(f"#{c['id']} {c['title']} — {c['status']}")
+    click.echo(f"{t(lang, 'Collecté')} : {money('raised')} / {money('goal')} ({c['percent']} %)"
+               f" — {t(lang, 'promesses')} {money('pledged')}, {t(lang, 'apports')} {money('contributed')},"
+               f" {t(lang, 'abondement')} {money('matched')}")
+    click.echo(f"{tn(lang, '{n} cofinanceur', '{n} cofinanceurs', c['cofunders'])} : {', '.join(c['cofunder_names'])}")
+
+
+# --- contributions and pledges ---------------------------------------------------------------------
+
+
+@main.group("contribution")
+def contribution_group() -> None:
+    """Apports / contributions."""
+
+
+@contribution_group.command("add")
+@click.option("--commons", "commons_id", type=int, required=True)
+@click.option("--amount", required=True)
+@click.option("--source", required=True)
+@click.option("--member")
+@use_service
+def contribution_add(ctx, svc, commons_id, amount, source, member):
+    """Record money from outside the forum (prints its id)."""
+    click.echo(handlers.add_contribution(svc, commons_id, amount_option(ctx, amount), source, member))
+
+
+def _mark_options(func):
+    func = click.option("--paid", "state", flag_value=PaymentState.PAID.value)(func)
+    func = click.option("--invoiced", "state", flag_value=PaymentState.INVOICED.value)(func)
+    return click.argument("item_id", type=int)(func)
+
+
+@contribution_group.command("mark")
+@_mark_options
+@use_service
+def contribution_mark(ctx, svc, item_id, state):
+    """Mark a contribution invoiced or paid."""
+    _mark(ctx, svc, "contribution", item_id, state)
+
+
+@main.group("pledge")
+def pledge_group() -> None:
+    """Promesses / pledges."""
+
+
+@pledge_group.command("list")
+@click.option("--round", "round_slug")
+@click.option("--commons", "commons_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@use_service
+def pledge_list(ctx, svc, round_slug, commons_id, as_json):
+    """List pledge posts and their state."""
+    items = handlers.list_pledges(svc, round_slug, commons_id)
+    if as_json:
+        return emit_json(items)
+    table = Table("id", "post", "commons", t(_lang(ctx), "Membre"), t(_lang(ctx), "Montant"), "state", "payment")
+    for p in items:
+        table.add_row(*(str(p[k]) for k in ("id", "post_id", "commons_id", "username", "amount", "state", "payment")))
+    out.print(table)
+
+
+@pledge_group.command("mark")
+@_mark_options
+@use_service
+def pledge_mark(ctx, svc, item_id, state):
+    """Mark a pledge invoiced or paid."""
+    _mark(ctx, svc, "pledge", item_id, state)
+
+
+def _mark(ctx, svc, kind, item_id, state):
+    if state is None:
+        raise Failure(t(_lang(ctx), "indiquez --invoiced ou --paid"))
+    data = handlers.mark_payment(svc, kind, item_id, PaymentState(state))
+    click.echo(f"{data['id']} {data['payment']}")
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+@main.command("export")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), help="file (default: stdout)")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@use_service
+def export(ctx, svc, output, fmt):
+    """Write the ledger for the accountant (CSV for French Excel/LibreOffice by default)."""
+    rows = handlers.export_rows(svc)
+    data = ledger_csv(rows, _lang(ctx), _settings(ctx).zone) if fmt == "csv" else ledger_json(rows)
+    if output:
+        with open(output, "wb") as handle:
+            handle.write(data)
+    else:
+        sys.stdout.buffer.write(data)
+
+
+def ledger_csv(rows, lang: str, zone) -> bytes:
+    """UTF-8 with BOM, `;` separator, decimal comma: opens right in French spreadsheets."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow([t(lang, "N°"), t(lang, "Date"), t(lang, "Campagne"), t(lang, "Membre"),
+                     t(lang, "Commun n°"), t(lang, "Commun"), t(lang, "Type"), t(lang, "Montant"),
+                     t(lang, "Devise"), t(lang, "État"), t(lang, "Note")])
+    for r in rows:
+        amount = f"{r.amount_cents / 100:.2f}".replace(".", ",")
+        at = r.at if r.at.tzinfo else r.at.replace(tzinfo=__import__("datetime").timezone.utc)
+        writer.writerow([r.id, at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"), r.slug, r.username or "",
+                         r.commons_id or "", r.title or "", r.kind, amount, r.currency, r.payment or "",
+                         r.note or ""])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def ledger_json(rows) -> bytes:
+    return json.dumps([{"id": r.id, "at": r.at.isoformat(), "round": r.slug, "member": r.username,
+                        "commons_id": r.commons_id, "commons": r.title, "kind": r.kind,
+                        "amount": handlers._units(r.amount_cents), "currency": r.currency,
+                        "state": r.payment, "note": r.note} for r in rows],
+                      ensure_ascii=False, indent=2).encode("utf-8")
+
+
+# --- demo -----------------------------------------------------------------------------------------
+
+
+@main.command("demo")
+@click.option("--exit-after-replay", is_flag=True, help="stop after the replay (for scripts and tests)")
+@click.pass_context
+def demo(ctx, exit_after_replay):
+    """Replay the network's 2018 experiment and show its results."""
+    from commons_sync.demo import run_demo
+
+    run_demo(_settings(ctx), out)
+
+
+def _money(value, currency: str, lang: str) -> str:
+    if value is None:
+        return "—"
+    return format_money(round(value * 100), currency, lang)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
