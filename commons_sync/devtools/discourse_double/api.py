@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, redirect, request
 
 from . import serializers
 from .errors import Forbidden, InvalidRequest, NotFound
@@ -130,6 +130,7 @@ def show_post(post_id: int) -> Response:
 
 
 @bp.put("/posts/<int:post_id>.json")
+@bp.put("/posts/<int:post_id>")
 def update_post(post_id: int) -> Response:
     """PUT /posts/{id}.json with `{"post": {"raw", "edit_reason"}}`; answers `{"post": {...}}`."""
     params = _params()
@@ -179,6 +180,18 @@ def show_topic(topic_id: int) -> Response:
         return jsonify(serializers.topic_api(forum, topic, _viewer(), include_raw=include_raw))
 
 
+@bp.get("/t/<slug>/<int:topic_id>.json")
+def show_topic_with_slug(slug: str, topic_id: int) -> Response:
+    """GET /t/{slug}/{id}.json: a wrong slug answers a 301 to the right one, as Discourse does."""
+    forum = double().forum
+    with forum.lock:
+        topic = forum.topics.get(topic_id)
+        if topic is not None and slug != topic.slug and forum.can_see_topic(topic, _viewer()):
+            query = ("?" + request.query_string.decode()) if request.query_string else ""
+            return redirect(f"/t/{topic.slug}/{topic_id}.json{query}", code=301)
+    return show_topic(topic_id)
+
+
 @bp.get("/t/<int:topic_id>/posts.json")
 def topic_posts(topic_id: int) -> Response:
     """GET /t/{id}/posts.json?post_ids[]=...: those posts of the topic."""
@@ -201,6 +214,7 @@ def topic_posts(topic_id: int) -> Response:
 
 
 @bp.get("/u/<username>.json")
+@bp.get("/users/<username>.json")
 def show_user(username: str) -> Response:
     """GET /u/{username}.json, with `user.groups`."""
     forum = double().forum
