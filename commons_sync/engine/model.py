@@ -191,6 +191,7 @@ class Pledge:
     requested_cents: int | None = None    # the amount in that snapshot (None: no pledge line)
     requested_error: str | None = None    # the snapshot's line was unreadable (reason code)
     amount_cents: int = 0                 # the amount in force
+    kept_version: int = 0                 # the version whose amount is in force
     matched_cents: int = 0
     deleted: bool = False
     state: PledgeState = PledgeState.NONE

@@ -102,7 +102,7 @@ def apply_snapshot(ctx: PledgeContext, snapshot: Snapshot) -> Outcome:
     if pledge.state is PledgeState.RELEASED:
         return Outcome()
     if snapshot.version < pledge.version:
-        return Outcome()
+        return _apply_older_version(ctx, snapshot)
     same = (pledge.requested_cents, pledge.requested_error) == (snapshot.amount_cents, snapshot.error)
     if snapshot.version == pledge.version and same and (pledge.deleted or not snapshot.deleted):
         return Outcome()  # the same snapshot twice, or a refusal that stands until the post changes
@@ -115,7 +115,29 @@ def apply_snapshot(ctx: PledgeContext, snapshot: Snapshot) -> Outcome:
         return Outcome()  # a deleted post's new text counts when the post is recovered
     if snapshot.error is not None:
         return _refuse(ctx, PledgeRefused(snapshot.error, **dict(snapshot.error_params)))
-    return _judge(ctx, snapshot.amount_cents or 0)
+    return _judge(ctx, snapshot.amount_cents or 0, snapshot.version)
+
+
+def _apply_older_version(ctx: PledgeContext, snapshot: Snapshot) -> Outcome:
+    """A late older version matters only when the newest was refused: then the amount in force is
+    the one an in-order arrival would have left, i.e. that of the newest version that was
+    acceptable. So the final state does not depend on the order the versions arrived in.
+    """
+    pledge = ctx.pledge
+    if pledge.refusal is None or pledge.deleted or snapshot.deleted or snapshot.error is not None:
+        return Outcome()
+    if snapshot.version <= pledge.kept_version:
+        return Outcome()
+    target = snapshot.amount_cents or 0
+    try:
+        check_pledge_change(ctx, target)
+    except PledgeRefused:
+        return Outcome()  # the refusal of the newest version stands and was already told
+    refusal = pledge.refusal
+    pledge.kept_version = snapshot.version
+    outcome = _set_amount(ctx, target)
+    pledge.refusal = refusal
+    return outcome
 
 
 def apply_destroyed(ctx: PledgeContext) -> Outcome:
@@ -133,7 +155,7 @@ def apply_recovered(ctx: PledgeContext) -> Outcome:
     pledge.deleted = False
     if pledge.requested_error is not None:
         return _refuse(ctx, PledgeRefused(pledge.requested_error))
-    return _judge(ctx, pledge.requested_cents or 0)
+    return _judge(ctx, pledge.requested_cents or 0, pledge.version)
 
 
 def _withdraw_for_deletion(ctx: PledgeContext) -> Outcome:
@@ -146,11 +168,12 @@ def _withdraw_for_deletion(ctx: PledgeContext) -> Outcome:
     return _set_amount(ctx, 0)
 
 
-def _judge(ctx: PledgeContext, target_cents: int) -> Outcome:
+def _judge(ctx: PledgeContext, target_cents: int, version: int) -> Outcome:
     try:
         check_pledge_change(ctx, target_cents)
     except PledgeRefused as refusal:
         return _refuse(ctx, refusal)
+    ctx.pledge.kept_version = version
     return _set_amount(ctx, target_cents)
 
 

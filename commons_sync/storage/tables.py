@@ -108,6 +108,7 @@ pledges = Table(
     Column("requested_cents", BigInteger),
     Column("requested_error", String(64)),
     Column("amount_cents", BigInteger, nullable=False, server_default="0"),
+    Column("kept_version", Integer, nullable=False, server_default="0"),
     Column("matched_cents", BigInteger, nullable=False, server_default="0"),
     Column("deleted", Boolean, nullable=False, server_default=text("false")),
     Column("state", String(16), nullable=False),

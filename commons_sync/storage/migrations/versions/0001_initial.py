@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 21:57:25.216957
+Create Date: 2026-11-21 22:00:37.866185
 """
 from alembic import op
 import sqlalchemy as sa
@@ -147,6 +147,7 @@ def upgrade() -> None:
     sa.Column('requested_cents', sa.BigInteger(), nullable=True),
     sa.Column('requested_error', sa.String(length=64), nullable=True),
     sa.Column('amount_cents', sa.BigInteger(), server_default='0', nullable=False),
+    sa.Column('kept_version', sa.Integer(), server_default='0', nullable=False),
     sa.Column('matched_cents', sa.BigInteger(), server_default='0', nullable=False),
     sa.Column('deleted', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
