@@ -378,8 +378,16 @@ def _content(value: str) -> tuple[str, str, str]:
 
 def _add_param(template: Template, name: str, value: str) -> None:
     """Add a parameter shaped like its neighbours, before the next one in the contract's order."""
-    later = FICHE_PARAMETERS[FICHE_PARAMETERS.index(name) + 1:]
+    index = FICHE_PARAMETERS.index(name)
+    later = FICHE_PARAMETERS[index + 1:]
     before = next((p for p in (_get_param(template, n) for n in later) if p is not None), None)
+    if before is None:
+        earlier = reversed(FICHE_PARAMETERS[:index])
+        after = next((p for p in (_get_param(template, n) for n in earlier) if p is not None), None)
+        if after is not None:
+            position = next(i for i, p in enumerate(template.params) if p is after) + 1
+            if position < len(template.params):
+                before = template.params[position]
     if before is not None:
         template.add(name, value, preserve_spacing=True, before=before)
     else:
