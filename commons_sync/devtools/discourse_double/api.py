@@ -1,4 +1,7 @@
-"""The admin REST API the service may call, answered with Discourse's shapes and errors."""
+"""The admin REST API the service may call, answered with Discourse's shapes and errors.
+
+As in Discourse's Rails routes, paths work with and without `.json` (pydiscourse omits it).
+"""
 
 from __future__ import annotations
 
@@ -65,6 +68,7 @@ def admit() -> Response | None:
             [f"You’ve performed this action too many times. Please wait {wait} seconds before trying again."],
             "rate_limit", {"wait_seconds": wait, "time_left": f"{wait} seconds"})
         response.headers["Retry-After"] = str(wait)
+        response.headers["Discourse-Rate-Limit-Error-Code"] = "admin_api_key_rate_limit"
         return response
     g.api_user = user
     return None
@@ -99,6 +103,7 @@ def _viewer() -> User:
 
 
 @bp.post("/posts.json")
+@bp.post("/posts")
 def create_post() -> Response:
     """POST /posts.json: a reply, a topic or a private message; answers the post at the root."""
     params = _params()
@@ -119,6 +124,7 @@ def create_post() -> Response:
 
 
 @bp.get("/posts/<int:post_id>.json")
+@bp.get("/posts/<int:post_id>")
 def show_post(post_id: int) -> Response:
     """GET /posts/{id}.json, with raw."""
     forum = double().forum
@@ -154,6 +160,7 @@ def update_post(post_id: int) -> Response:
 
 
 @bp.put("/posts/<int:post_id>/locked.json")
+@bp.put("/posts/<int:post_id>/locked")
 def lock_post(post_id: int) -> Response:
     """PUT /posts/{id}/locked.json `{"locked": true}`: staff lock a post against others' edits."""
     params = _params()
@@ -226,6 +233,7 @@ def show_user(username: str) -> Response:
 
 
 @bp.get("/groups/<name>/members.json")
+@bp.get("/groups/<name>/members")
 def group_members(name: str) -> Response:
     """GET /groups/{name}/members.json with `limit`/`offset` paging; owners are listed apart."""
     forum = double().forum

@@ -35,6 +35,7 @@ def create_double(config: DoubleConfig | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.compact = True  # type: ignore[attr-defined]
+    app.json.mimetype = "application/json; charset=utf-8"  # type: ignore[attr-defined]
     webhooks = WebhookSender(config)
     forum = Forum(config, emit=webhooks.emit)
     app.extensions["discourse_double"] = Double(config, forum, webhooks, RateLimiter(config.api_rpm),
