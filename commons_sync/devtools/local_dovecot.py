@@ -40,6 +40,7 @@ info_log_path = {workdir}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 mail_location = maildir:{workdir}/mail/%u/Maildir
 mail_max_userip_connections = 100
 first_valid_uid = {uid}
@@ -60,6 +61,12 @@ service imap-login {{
   }}
   inet_listener imaps {{
     port = 0
+  }}
+}}
+# No growing delay after failed logins: tests try a wrong password on purpose.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
   }}
 }}
 service stats {{

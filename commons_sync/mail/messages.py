@@ -141,12 +141,12 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = DEFAULT_MAX_ATTACHM
     except Exception:  # noqa: BLE001 - a header or part the library cannot handle
         reasons.append("unreadable")
 
+    if not fields.get("sender_address"):
+        reasons.append("no-sender")
     if _has_structure_defect(message):
         reasons.append("broken-structure")
         if not fields.get("text"):
             fields["text"] = _fallback_text(message)
-    if not fields.get("sender_address"):
-        reasons.append("no-sender")
     if reasons:
         fields["malformed"] = True
         fields["malformed_reason"] = reasons[0]
@@ -446,6 +446,6 @@ def _outgoing(*, to_addr: str, to_name: str | None, from_addr: str, lang: str, s
         message["References"] = " ".join([*(r for r in references if r != in_reply_to), in_reply_to])
     message["Auto-Submitted"] = auto_submitted
     message["X-Auto-Response-Suppress"] = "All"
-    message["Content-Language"] = lang
     message.set_content(body + "\n", charset="utf-8", cte="quoted-printable")
+    message["Content-Language"] = lang  # after set_content, which clears the Content-* headers
     return message
