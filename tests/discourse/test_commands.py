@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commons_sync.discourse.commands import (
     ForumCommand,
@@ -97,6 +99,12 @@ CORPUS = [
      [("commun", "goal=1340 max=1500 round=2026")]),
     ("several commands", "/interesse La Ruche\n/rappels non\n\n/soutien 10",
      [("interesse", "La Ruche"), ("rappels", "non"), ("soutien", "10")]),
+    ("bbcode quote inside a list item", "- [quote]\n  /soutien 5\n  [/quote]\n- /soutien 6",
+     [("soutien", "6")]),
+    ("bbcode quote inside a markdown quote", "> [quote]\n> /soutien 5\n> [/quote]", []),
+    ("two quotes with blank lines, then own pledge",
+     '[quote="x"]\n\n/soutien 1\n\n[/quote]\n\n[quote]\n/soutien 2\n[/quote]\n/soutien 4',
+     [("soutien", "4")]),
     ("empty post", "", []),
 ]
 
@@ -105,6 +113,20 @@ CORPUS = [
                          ids=[name for name, _, _ in CORPUS])
 def test_command_lines_of_post(raw, expected):
     assert [(c.name, c.argument) for c in extract_commands(raw)] == expected
+
+
+PIECES = ["/soutien 5", "/pledge 1 200", "[quote]", "[/quote]", "> ", "```", "    ", "`", "**",
+          "\n", "\n\n", "\r\n", "- ", "# ", "texte", "é", "\u00a0", "[code]", "[/code]", "<div>"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES) | st.text(max_size=5), max_size=30))
+def test_any_post_text_gives_well_formed_commands(pieces):
+    for command in extract_commands("".join(pieces)):
+        assert command.line.startswith("/") and command.name in {
+            "soutien", "commun", "interesse", "referent", "prochaine-etape", "annuler",
+            "transferer", "rappels"}
+        assert "\n" not in command.argument and command.argument == command.argument.strip()
 
 
 def test_corpus_is_large_enough():
