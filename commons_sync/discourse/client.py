@@ -185,6 +185,10 @@ class DiscourseClient:
     def __repr__(self) -> str:
         return f"DiscourseClient({self.base_url!r}, api_username={self.api_username!r})"
 
+    def close(self) -> None:
+        """Close the pooled HTTP connections."""
+        self._api._session.close()
+
     # POST /posts.json
 
     def create_post(self, topic_id: int, raw: str,

@@ -412,6 +412,8 @@ def classify(delivery: Delivery, bot_username: str) -> Classification:
     """
     if delivery.event_type == "ping" or delivery.event == "ping":
         return Ignored("ping")
+    if delivery.event in IGNORED_EVENTS:
+        return Ignored(f"{delivery.event} is not used by the service")
     try:
         subject = read_subject(delivery)
     except UnsupportedEvent as exc:

@@ -243,7 +243,9 @@ def test_unknown_post_event_is_unsupported_and_ignored():
 def test_ignored_events_are_ignored(event_type, event):
     assert event in IGNORED_EVENTS
     delivery = parse_delivery(*make(event_type, event, {event_type: {"id": 1}}))
-    assert isinstance(classify(delivery, BOT_USERNAME), Ignored)
+    assert classify(delivery, BOT_USERNAME) == Ignored(f"{event} is not used by the service")
+    with pytest.raises(UnsupportedEvent):
+        read_subject(delivery)
 
 
 def test_unknown_keys_are_ignored():
