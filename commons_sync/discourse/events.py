@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Union
 
@@ -49,7 +49,7 @@ class Delivery:
     event: str  # X-Discourse-Event: post_created, topic_closed_status_updated…
     event_id: int  # X-Discourse-Event-Id (an automatic retry gets a new one)
     instance: str | None  # X-Discourse-Instance, the forum's base URL
-    payload: Mapping[str, Any]
+    payload: Mapping[str, Any] = field(hash=False)
 
 
 def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:

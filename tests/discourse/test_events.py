@@ -201,10 +201,12 @@ def test_fixtures_have_distinct_event_ids():
     assert len(ids) == len(set(ids))
 
 
-def test_snapshots_are_frozen():
-    post = accepted("post_created").subject
+def test_snapshots_are_frozen_and_hashable():
+    delivery, result = deliver("post_created")
     with pytest.raises(AttributeError):
-        post.version = 9
+        result.subject.version = 9
+    assert len({delivery, parse_delivery(*load("post_created"))}) == 1
+    assert len({result.subject, accepted("post_edited").subject}) == 2
 
 
 # --- dispatch and unknown input --------------------------------------------------------------
