@@ -66,12 +66,18 @@ class Mailbox:
         folder: where new mail arrives; done_folder: where handled mail is moved.
         max_attachment_bytes: larger attachments are stored without their data.
         ssl_context: to trust a private CA; default: the system's, with verification.
+
+    Raises:
+        ValueError: `folder` and `done_folder` are the same.
     """
 
     def __init__(self, host: str, username: str, password: str, *, port: int | None = None,
                  ssl: bool = True, folder: str = "INBOX", done_folder: str = "Traité",
                  max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES, timeout: float = 60.0,
                  ssl_context: ssl_lib.SSLContext | None = None):
+        if folder == done_folder:
+            # Moving a message into the folder being read would hand it back at every poll.
+            raise ValueError(f"the done folder must differ from the folder read ({folder!r})")
         self.host = host
         self.port = port or (993 if ssl else 143)
         self.username = username

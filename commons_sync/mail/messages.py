@@ -40,13 +40,8 @@ AUTOMATIC_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster"})
 # X-Auto-Response-Suppress values set by Exchange/Outlook on their own automatic mail.
 SUPPRESS_VALUES = frozenset({"all", "oof", "autoreply"})
 
-# Reason codes of a malformed message, with their text for people (French message ids).
-MALFORMED_REASONS = {
-    "unreadable": "Le message n'a pas pu être lu",
-    "empty": "Le message est vide",
-    "no-sender": "Le message n'a pas d'adresse d'expéditeur valable",
-    "broken-structure": "La structure du message est cassée (parties ou en-têtes illisibles)",
-}
+# Reason codes of a malformed message (`describe_malformed` gives their text).
+MALFORMED_REASONS = ("unreadable", "empty", "no-sender", "broken-structure")
 _STRUCTURE_DEFECTS = frozenset({
     "NoBoundaryInMultipartDefect", "StartBoundaryNotFoundDefect",
     "MultipartInvariantViolationDefect", "MissingHeaderBodySeparatorDefect",
@@ -101,7 +96,14 @@ class ParsedMessage:
 
 def describe_malformed(reason: str, lang: str = "fr") -> str:
     """The sentence staff read for a malformed message's reason code."""
-    return t(lang, MALFORMED_REASONS.get(reason, MALFORMED_REASONS["unreadable"]))
+    # Literal calls, so the message extractor finds each text.
+    if reason == "empty":
+        return t(lang, "Le message est vide.")
+    if reason == "no-sender":
+        return t(lang, "Le message n'a pas d'adresse d'expéditeur valable.")
+    if reason == "broken-structure":
+        return t(lang, "La structure du message est cassée (parties ou en-têtes illisibles).")
+    return t(lang, "Le message n'a pas pu être lu.")
 
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -125,28 +127,47 @@ def parse_message(raw: bytes, *, max_attachment_bytes: int = DEFAULT_MAX_ATTACHM
 
     reasons: list[str] = []
     fields: dict = {"raw": raw}
-    try:
+
+    def read(step):
+        """Run one extraction step; a failure flags the message but keeps the other fields."""
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - a header or part the library cannot handle
+            reasons.append("unreadable")
+
+    def identifiers():
         fields["message_id"] = _first_msgid(_header(message, "Message-ID"))
         fields["in_reply_to"] = _first_msgid(_header(message, "In-Reply-To"))
         fields["references"] = tuple(re.findall(r"<[^<>\s]+>", _header(message, "References") or ""))
+
+    def people():
         fields["sender_name"], fields["sender_address"] = _sender(message)
         fields["reply_to"] = _address(message, "Reply-To")[1]
+
+    def envelope():
         fields["subject"] = _SPACES.sub(" ", _header(message, "Subject") or "").strip()
         fields["date"] = _date(message)
         fields["headers"] = MappingProxyType(
             {name: value for name in LOOP_HEADERS if (value := _header(message, name)) is not None})
-        body = _body_part(message)
-        fields["text"] = _body_text(body) if body is not None else ""
-        fields["attachments"] = tuple(_attachments(message, body, max_attachment_bytes))
-    except Exception:  # noqa: BLE001 - a header or part the library cannot handle
-        reasons.append("unreadable")
 
+    body = _body_part(message)
+
+    def content():
+        fields["text"] = _body_text(body) if body is not None else ""
+
+    def attachments():
+        fields["attachments"] = tuple(_attachments(message, body, max_attachment_bytes))
+
+    def structure():
+        if _has_structure_defect(message):
+            reasons.append("broken-structure")
+            if not fields.get("text"):
+                fields["text"] = _fallback_text(message)
+
+    for step in (identifiers, people, envelope, content, attachments, structure):
+        read(step)
     if not fields.get("sender_address"):
-        reasons.append("no-sender")
-    if _has_structure_defect(message):
-        reasons.append("broken-structure")
-        if not fields.get("text"):
-            fields["text"] = _fallback_text(message)
+        reasons.insert(0, "no-sender")
     if reasons:
         fields["malformed"] = True
         fields["malformed_reason"] = reasons[0]

@@ -282,3 +282,8 @@ def test_missing_folder_is_a_command_failure(dovecot, store):
     mailbox = Mailbox(**dovecot.mailbox_kwargs(), folder="Nulle part")
     with pytest.raises(MailboxCommandFailed):
         mailbox.poll(store)
+
+
+def test_done_folder_must_differ_from_the_folder_read():
+    with pytest.raises(ValueError):
+        Mailbox("127.0.0.1", "intake", "secret", folder="INBOX", done_folder="INBOX")
