@@ -421,11 +421,13 @@ def apply_post(svc: Service, change: PostChange) -> PostOutcome:
     now = svc.clock()
 
     def use_case(uow: UnitOfWork) -> PostOutcome:
-        commons = uow.repo.commons_by_topic(change.topic_id)
+        known = uow.repo.pledge_by_post(change.post_id)
+        commons = (uow.repo.commons(known.commons_id) if known is not None
+                   else uow.repo.commons_by_topic(change.topic_id))
         if commons is None:
             return PostOutcome(False)
         round_ = uow.repo.round(commons.round_id, lock=True)
-        commons = uow.repo.commons(commons.id)  # re-read under the lock
+        commons = uow.repo.commons(commons.id)  # read again under the round's lock
         pledge = uow.repo.pledge_by_post(change.post_id)
         if pledge is None:
             if change.kind == "snapshot" and change.amount_cents is None and change.error is None:
