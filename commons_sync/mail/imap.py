@@ -131,13 +131,15 @@ class Mailbox:
                 if raw is None:  # expunged by someone else since the search
                     continue
                 parsed = parse_message(raw, max_attachment_bytes=self.max_attachment_bytes)
-                if store.has_message(parsed.message_id, uidvalidity, uid):
-                    duplicates += 1
-                else:
-                    reference = store.add_submission(parsed, uidvalidity, uid)
+                created = False
+                if not store.has_message(parsed.message_id, uidvalidity, uid):
+                    reference, created = store.add_submission(parsed, uidvalidity, uid)
+                if created:
                     new += 1
                     malformed += parsed.malformed
                     received.append(Received(reference, uid, parsed))
+                else:  # stored by an earlier poll that stopped before moving it, or another worker
+                    duplicates += 1
                 self._move(client, uid, use_move)
                 moved += 1
                 store.set_state(self.folder, uidvalidity, uid)

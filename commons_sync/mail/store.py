@@ -6,9 +6,12 @@ the next poll can meet a message it already stored: the store recognises it and 
 moves it. The rules a store must follow:
 
 - `add_submission` is idempotent: the same Message-ID (or, for a message without one, the same
-  `(uidvalidity, uid)`) gives back the reference of the submission already stored and creates
-  nothing. With several workers, back this with a unique constraint, not with a read first.
-- `has_message` answers True exactly when `add_submission` would create nothing.
+  `(uidvalidity, uid)`) gives back `(reference of the submission already stored, False)` and
+  creates nothing; a new submission gives `(its reference, True)`. With several workers, back this
+  with a unique constraint, not with a read first: the `created` flag then tells the one poller
+  that really stored the message, and only that one reports it (and acknowledges it).
+- `has_message` answers True exactly when `add_submission` would create nothing (it lets the
+  poller skip parsing work and count duplicates; `add_submission` stays the authority).
 - `get_state`/`set_state` keep, per folder, the UIDVALIDITY and the highest UID handled. They are
   an optimisation (the done folder already holds what was handled): losing them costs a re-read,
   never a duplicate.
@@ -38,8 +41,8 @@ class MailboxStore(Protocol):
     def has_message(self, message_id: str | None, uidvalidity: int, uid: int) -> bool:
         """Whether this message is already a submission: by Message-ID, or by UID when it has none."""
 
-    def add_submission(self, parsed: ParsedMessage, uidvalidity: int, uid: int) -> str:
-        """Store the message as a new submission and return its reference; idempotent (see above)."""
+    def add_submission(self, parsed: ParsedMessage, uidvalidity: int, uid: int) -> tuple[str, bool]:
+        """Store the message as a new submission: `(reference, created)`; idempotent (see above)."""
 
 
 @dataclass(frozen=True)
@@ -70,17 +73,17 @@ class MemoryMailboxStore:
     def has_message(self, message_id: str | None, uidvalidity: int, uid: int) -> bool:
         return self._existing(message_id, uidvalidity, uid) is not None
 
-    def add_submission(self, parsed: ParsedMessage, uidvalidity: int, uid: int) -> str:
+    def add_submission(self, parsed: ParsedMessage, uidvalidity: int, uid: int) -> tuple[str, bool]:
         existing = self._existing(parsed.message_id, uidvalidity, uid)
         if existing is not None:
-            return existing
+            return existing, False
         reference = str(len(self.submissions) + 1)
         self.submissions.append(StoredSubmission(reference, parsed, uidvalidity, uid))
         if parsed.message_id:
             self._by_message_id[parsed.message_id] = reference
         else:
             self._by_uid[(uidvalidity, uid)] = reference
-        return reference
+        return reference, True
 
     def _existing(self, message_id: str | None, uidvalidity: int, uid: int) -> str | None:
         if message_id:

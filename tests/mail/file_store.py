@@ -67,14 +67,14 @@ class FileMailboxStore:
         data = self._load()
         existing = self._existing(data, parsed.message_id, uidvalidity, uid)
         if existing is not None:
-            return existing
+            return existing, False
         reference = str(len(data["submissions"]) + 1)
         data["submissions"].append({"reference": reference, "message_id": parsed.message_id,
                                     "uidvalidity": uidvalidity, "uid": uid,
                                     "subject": parsed.subject})
         self._save(data)
         self._step_done("add_submission")
-        return reference
+        return reference, True
 
 
 def main(argv: list[str]) -> None:

@@ -31,9 +31,9 @@ class CrashingStore(MemoryMailboxStore):
         self.crash_after = crash_after
 
     def add_submission(self, parsed, uidvalidity, uid):
-        reference = super().add_submission(parsed, uidvalidity, uid)
+        result = super().add_submission(parsed, uidvalidity, uid)
         self._maybe_crash("add_submission")
-        return reference
+        return result
 
     def set_state(self, folder, uidvalidity, last_uid):
         super().set_state(folder, uidvalidity, last_uid)
@@ -287,3 +287,26 @@ def test_missing_folder_is_a_command_failure(dovecot, store):
 def test_done_folder_must_differ_from_the_folder_read():
     with pytest.raises(ValueError):
         Mailbox("127.0.0.1", "intake", "secret", folder="INBOX", done_folder="INBOX")
+
+
+class OverlappingStore(MemoryMailboxStore):
+    """Another worker stores each message between this poller's check and its insert."""
+
+    def has_message(self, message_id, uidvalidity, uid):
+        found = super().has_message(message_id, uidvalidity, uid)
+        if not found:
+            super().add_submission(self.pending, uidvalidity, uid)  # the other worker's insert
+        return found
+
+
+def test_message_stored_by_another_worker_meanwhile_is_a_duplicate(dovecot, mailbox):
+    from commons_sync.mail.messages import parse_message
+    raw = fixture_bytes("proposition_multipart_fr")
+    dovecot.deliver(raw)
+    store = OverlappingStore()
+    store.pending = parse_message(raw)
+
+    summary = mailbox.poll(store)
+
+    assert (summary.new, summary.duplicates, summary.received) == (0, 1, ())
+    assert len(store.submissions) == 1
