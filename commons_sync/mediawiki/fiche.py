@@ -68,6 +68,10 @@ _ALWAYS = {
 }
 _LINE_START = {"*": "&#42;", "#": "&#35;", ":": "&#58;", ";": "&#59;", "!": "&#33;", "-": "&#45;"}
 _REPEATS = {"~": "&#126;", "_": "&#95;", "'": "&#39;"}
+# A free URL swallows character references and shows them percent-encoded (`|` as `%7C`); an
+# empty `<nowiki/>` ends the URL there, so the rest shows as typed.
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s\[\]\"]*")
+_URL_BREAKERS = set("|{}<>")
 _NONCHARACTERS = re.compile("[\ufdd0-\ufdef\ufffe\uffff]")
 _ENTITY = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
 _BR = re.compile(r"<br\s*/?\s*>", re.IGNORECASE)
@@ -104,15 +108,20 @@ def escape_wikitext(text: str) -> str:
       `__NOTOC__` magic words, `''italic''`);
     - at the start of the value: `* # : ; ! -` (lists, definitions, table cells, `----`);
     - newlines become `<br />`, so the value stays on one line of the template call and of the
-      infobox's table.
+      infobox's table;
+    - inside a URL, `| { } < >` are preceded by `<nowiki/>`, which ends the automatic link
+      there (MediaWiki would otherwise show them percent-encoded).
 
     The text is normalised first (`normalize_typed`): NFC, no control characters, trimmed.
     """
     text = normalize_typed(text)
+    in_url = {i for m in _URL.finditer(text) for i in range(m.start(), m.end())}
     out: list[str] = []
     for i, c in enumerate(text):
         nxt = text[i + 1] if i + 1 < len(text) else ""
-        if c in _ALWAYS:
+        if c in _URL_BREAKERS and i in in_url:
+            out.append("<nowiki/>" + _ALWAYS[c])
+        elif c in _ALWAYS:
             out.append(_ALWAYS[c])
         elif c in _REPEATS and nxt == c:
             out.append(_REPEATS[c])
