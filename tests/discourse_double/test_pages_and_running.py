@@ -87,7 +87,7 @@ def test_stop_leaves_nothing_running():
     hanging = threading.Thread(target=hang)
     hanging.start()
     for _ in range(100):  # wait until the request is held by the double
-        if not double.admin._call("GET", "/failures")["rules"]:
+        if not double.admin.failures():
             break
         time.sleep(0.02)
     double.stop()

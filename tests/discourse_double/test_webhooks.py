@@ -155,8 +155,38 @@ def test_topic_changes_send_topic_edited(forum, receiver):
     forum.admin.edit_topic("yannick.morel", forum.topic_id, title="Découpeuse laser mutualisée, nouveau titre")
     forum.admin.edit_topic("claire.moderation", forum.topic_id, closed=True)
     _delivered(forum, receiver)
-    assert receiver.events()[-2:] == [("topic", "topic_edited"), ("topic", "topic_closed_status_updated")]
+    assert receiver.events()[-3:] == [("topic", "topic_edited"), ("post", "post_created"),
+                                      ("topic", "topic_closed_status_updated")]
     assert receiver.payloads("topic_edited")[0]["topic"]["title"] == "Découpeuse laser mutualisée, nouveau titre"
+    small_action = receiver.payloads("post_created")[-1]["post"]
+    assert small_action["post_type"] == 3 and small_action["action_code"] == "closed.enabled"
+    assert receiver.payloads("topic_closed_status_updated")[0]["topic"]["closed"] is True
+
+
+def test_ping_sends_the_ping_body(forum, receiver):
+    _delivered(forum, receiver)
+    event_id = forum.admin.ping()
+    _delivered(forum, receiver)
+    body, headers = _sample("ping")
+    delivery = receiver.deliveries[-1]
+    assert delivery["body"] == body
+    assert delivery["headers"]["X-Discourse-Event-Type"] == delivery["headers"]["X-Discourse-Event"] == "ping"
+    assert delivery["headers"]["X-Discourse-Event-Id"] == str(event_id)
+    assert delivery["headers"]["X-Discourse-Event-Signature"] == sign(WEBHOOK_SECRET, body)
+
+
+def test_whisper_is_sent_with_post_type_4_and_hidden_from_non_staff(forum, receiver):
+    whisper = forum.admin.create_post("claire.moderation", forum.topic_id, "Note interne au personnel du réseau.",
+                                      whisper=True)
+    _delivered(forum, receiver)
+    assert receiver.payloads("post_created")[-1]["post"]["post_type"] == 4
+    as_member = requests.get(f"{forum.url}/t/{forum.topic_id}.json", headers=forum.api_headers("yannick.morel"),
+                             timeout=10).json()
+    as_staff = requests.get(f"{forum.url}/t/{forum.topic_id}.json", headers=forum.api_headers(), timeout=10).json()
+    assert whisper["id"] not in as_member["post_stream"]["stream"]
+    assert whisper["id"] in as_staff["post_stream"]["stream"]
+    with pytest.raises(ControlError):
+        forum.admin.create_post("yannick.morel", forum.topic_id, "Un membre ne peut pas chuchoter.", whisper=True)
 
 
 def test_non_2xx_answer_is_retried_with_a_new_event_id_and_same_body(forum, receiver):

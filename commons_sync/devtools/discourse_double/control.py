@@ -53,7 +53,7 @@ def _post_json(post) -> dict[str, Any]:
             "username": double().forum.users_by_id[post.user_id].username, "raw": post.raw,
             "cooked": post.cooked, "version": post.version, "reply_to_post_number": post.reply_to_post_number,
             "deleted_at": post.deleted_at, "user_deleted": post.user_deleted, "locked": post.locked,
-            "edit_reason": post.edit_reason}
+            "edit_reason": post.edit_reason, "post_type": post.post_type, "action_code": post.action_code}
 
 
 @bp.get("/health")
@@ -128,11 +128,12 @@ def edit_topic(topic_id: int) -> Response:
 
 @bp.post("/posts")
 def create_post() -> tuple[Response, int]:
-    """A reply written by the user `as`."""
+    """A reply written by the user `as` (a staff whisper with `whisper: true`)."""
     body = _body()
     forum = double().forum
     post = forum.create_post(_actor(body), raw=body.get("raw"), topic_id=int(body["topic_id"]),
-                             reply_to_post_number=body.get("reply_to_post_number"))
+                             reply_to_post_number=body.get("reply_to_post_number"),
+                             whisper=bool(body.get("whisper")))
     with forum.lock:
         return jsonify(_post_json(post)), 201
 
@@ -237,6 +238,12 @@ def webhook_options() -> Response:
         parts.config.webhook_timeout = float(body.pop("timeout"))
     options = parts.webhooks.set_options(**body)
     return jsonify(dict(options.__dict__))
+
+
+@bp.post("/webhooks/ping")
+def ping_webhook() -> tuple[Response, int]:
+    """Sends a `ping` event, like the Ping button of Discourse's webhook admin page."""
+    return jsonify({"event_id": double().webhooks.ping()}), 201
 
 
 @bp.post("/webhooks/wait")

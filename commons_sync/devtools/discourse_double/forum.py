@@ -20,6 +20,8 @@ from .models import Category, Group, GroupUser, Post, Topic, User, now_iso, slug
 
 Emit = Callable[[str, str, dict[str, Any]], None]
 
+REGULAR, SMALL_ACTION, WHISPER = 1, 3, 4
+
 AUTOMATIC_GROUPS = {"admins": 1, "moderators": 2, "staff": 3, "trust_level_0": 10, "trust_level_1": 11,
                     "trust_level_2": 12, "trust_level_3": 13, "trust_level_4": 14}
 
@@ -97,7 +99,7 @@ class Forum:
         return True
 
     def can_see_post(self, post: Post, viewer: User) -> bool:
-        if post.deleted_at is not None and not viewer.staff:
+        if (post.deleted_at is not None or post.post_type == WHISPER) and not viewer.staff:
             return False
         return self.can_see_topic(self.topics[post.topic_id], viewer)
 
@@ -107,7 +109,7 @@ class Forum:
 
     def topic_posts_count(self, topic: Topic) -> int:
         return sum(1 for post_id in topic.post_ids if self.posts[post_id].deleted_at is None
-                   and not self.posts[post_id].user_deleted)
+                   and not self.posts[post_id].user_deleted and self.posts[post_id].post_type == REGULAR)
 
     def reply_count(self, post: Post) -> int:
         topic = self.topics[post.topic_id]
@@ -232,7 +234,8 @@ class Forum:
 
     def create_post(self, actor: User, *, raw: str | None, topic_id: int | None = None,
                     title: str | None = None, category: int | None = None, archetype: str | None = None,
-                    target_recipients: str | None = None, reply_to_post_number: int | None = None) -> Post:
+                    target_recipients: str | None = None, reply_to_post_number: int | None = None,
+                    whisper: bool = False) -> Post:
         """A reply (`topic_id`), a new topic (`title`) or a private message, as PostCreator makes them.
 
         Raises:
@@ -252,9 +255,13 @@ class Forum:
                 self._check_length(errors, "Body", raw, minimum)
                 if reply_to_post_number is not None and self.post_by_number(topic, reply_to_post_number) is None:
                     reply_to_post_number = None
+                if whisper and not actor.staff:
+                    errors.append("Only staff can whisper")
                 if errors:
                     raise InvalidRequest(errors)
                 post = self._add_post(topic, actor, raw, reply_to_post_number)
+                if whisper:
+                    post.post_type = WHISPER
                 self.emit("post", "post_created", serializers.post_webhook(self, post))
                 return post
             private = archetype == "private_message"
@@ -420,9 +427,13 @@ class Forum:
                     raise InvalidRequest(["Category can’t be blank"])
                 topic.category_id = category
             name = "topic_edited"
-            if closed is not None:
+            if closed is not None and closed != topic.closed:
                 topic.closed = closed
                 if title is None and category is None:
                     name = "topic_closed_status_updated"
+                small_action = self._add_post(topic, actor, "", None)
+                small_action.post_type = SMALL_ACTION
+                small_action.action_code = "closed.enabled" if closed else "closed.disabled"
+                self.emit("post", "post_created", serializers.post_webhook(self, small_action))
             self.emit("topic", name, serializers.topic_webhook(self, topic))
             return topic

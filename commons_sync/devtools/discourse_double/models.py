@@ -125,4 +125,5 @@ class Post:
     locked: bool = False
     hidden: bool = False
     wiki: bool = False
+    action_code: str | None = None
     last_version_at: float = 0.0

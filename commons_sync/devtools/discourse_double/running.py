@@ -75,10 +75,10 @@ class ControlClient:
         return self._call("PUT", f"/topics/{topic_id}", {"as": as_user, "title": title, "category": category,
                                                          "closed": closed})
 
-    def create_post(self, as_user: str, topic_id: int, raw: str,
-                    reply_to_post_number: int | None = None) -> dict[str, Any]:
+    def create_post(self, as_user: str, topic_id: int, raw: str, reply_to_post_number: int | None = None,
+                    *, whisper: bool = False) -> dict[str, Any]:
         return self._call("POST", "/posts", {"as": as_user, "topic_id": topic_id, "raw": raw,
-                                             "reply_to_post_number": reply_to_post_number})
+                                             "reply_to_post_number": reply_to_post_number, "whisper": whisper})
 
     def post(self, post_id: int) -> dict[str, Any]:
         """The post as stored, deleted or not (raw, version, deleted_at, user_deleted, locked)."""
@@ -100,6 +100,10 @@ class ControlClient:
         return self._call("POST", "/failures", {"path_prefix": path_prefix, "count": count, "mode": mode,
                                                 "status": status, "hang_seconds": hang_seconds, "method": method})
 
+    def failures(self) -> list[dict[str, Any]]:
+        """The failure rules not used up yet."""
+        return self._call("GET", "/failures")["rules"]
+
     def clear_failures(self) -> dict[str, Any]:
         return self._call("DELETE", "/failures")
 
@@ -119,6 +123,10 @@ class ControlClient:
 
     def set_webhook_options(self, **options: Any) -> dict[str, Any]:
         return self._call("PUT", "/webhooks/options", options)
+
+    def ping(self) -> int:
+        """Sends a `ping` webhook event; answers its event id."""
+        return self._call("POST", "/webhooks/ping")["event_id"]
 
     def wait_for_webhooks(self, timeout: float = 10.0) -> bool:
         """True once every delivery (and retry) is done; False if `timeout` passed first."""

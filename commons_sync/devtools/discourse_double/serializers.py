@@ -104,6 +104,8 @@ def post_api(forum: Forum, post: Post, viewer: User, *, kind: str, include_raw: 
         data["mentioned_users"] = []
     if post.deleted_by_id is not None and staff_viewer and kind == "show":
         data["deleted_by"] = basic_user(forum, forum.users_by_id[post.deleted_by_id])
+    if post.action_code:
+        data["action_code"] = post.action_code
     if post.locked and (yours or staff_viewer):
         data["locked"] = True
     if post.reply_to_post_number is not None:
@@ -145,6 +147,8 @@ def post_webhook(forum: Forum, post: Post) -> dict[str, Any]:
         "topic_filtered_posts_count": count, "topic_archetype": topic.archetype,
         "category_slug": category.slug if category else None,
     })
+    if post.action_code:
+        data["action_code"] = post.action_code
     return data
 
 

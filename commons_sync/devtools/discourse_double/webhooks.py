@@ -74,9 +74,14 @@ class WebhookSender:
         self._thread = threading.Thread(target=self._run, name="discourse-double-webhooks", daemon=True)
         self._thread.start()
 
-    def emit(self, event_type: str, event_name: str, payload: dict[str, Any]) -> int:
+    def ping(self) -> int:
+        """Queues the admin's "Ping" event: type and name `ping`, body `{"ping":"OK"}`."""
+        return self.emit("ping", "ping", body=b'{"ping":"OK"}')
+
+    def emit(self, event_type: str, event_name: str, payload: dict[str, Any] | None = None, *,
+             body: bytes | None = None) -> int:
         """Queues one event (its body is the snapshot now) and returns its event id."""
-        body = encode_body(event_type, payload)
+        body = body if body is not None else encode_body(event_type, payload or {})
         with self._condition:
             event_id = next(self._ids)
             self.events.append({"event_id": event_id, "event_type": event_type, "event_name": event_name,
