@@ -25,7 +25,7 @@ def build_service(settings: Settings, *, check_schema: bool = True) -> Service:
     engine = _engine(settings.database_url)
     if check_schema:
         ensure_schema_current(engine)
-    return Service(engine)
+    return Service(engine, zone=settings.zone)
 
 
 def ensure_schema_current(engine) -> None:

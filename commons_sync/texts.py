@@ -5,9 +5,9 @@ from __future__ import annotations
 from commons_sync.i18n import format_money, t
 
 
-def reason(code: str, lang: str, currency: str = "EUR", **params) -> str:
+def reason(code: str, lang: str, *, money_currency: str = "EUR", **params) -> str:
     """The sentence for a refusal reason code (see `engine.errors.REASONS`)."""
-    money = {k: format_money(v, currency, lang) for k, v in params.items()
+    money = {k: format_money(v, money_currency, lang) for k, v in params.items()
              if k in ("amount", "balance", "room", "pledged", "goal", "cap") and isinstance(v, int)}
     p = {**{k: v for k, v in params.items()}, **money}
     sentences = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from fractions import Fraction
 from typing import Callable
 
@@ -47,6 +47,7 @@ class Service:
 
     engine: Engine
     clock: Callable[[], datetime] = utcnow
+    zone: tzinfo = timezone.utc  # dates shown to people (COMMONS_SYNC_TIMEZONE)
 
     def run(self, use_case):
         return run(self.engine, use_case)
@@ -128,13 +129,14 @@ def _round(uow: UnitOfWork, slug: str, *, lock: bool = False) -> Round:
 
 def list_rounds(svc: Service) -> list[dict]:
     now = svc.clock()
-    return svc.run(lambda uow: [_round_summary(r, now) for r in uow.repo.rounds()])
+    return svc.run(lambda uow: [_round_summary(svc, r, now) for r in uow.repo.rounds()])
 
 
-def _round_summary(r: Round, now: datetime) -> dict:
+def _round_summary(svc: Service, r: Round, now: datetime) -> dict:
+    shown = lambda when: when.astimezone(svc.zone).isoformat() if when else None  # noqa: E731
     return {"slug": r.slug, "name": r.name, "status": r.status(now), "currency": r.currency,
             "allocation": _units(r.allocation_cents), "group": r.group,
-            "opens": r.opens_at.isoformat(), "closes": r.closes_at.isoformat() if r.closes_at else None}
+            "opens": shown(r.opens_at), "closes": shown(r.closes_at)}
 
 
 def show_round(svc: Service, slug: str) -> dict:
@@ -143,7 +145,7 @@ def show_round(svc: Service, slug: str) -> dict:
 
     def use_case(uow: UnitOfWork) -> dict:
         round_ = _round(uow, slug)
-        summary = _round_summary(round_, now)
+        summary = _round_summary(svc, round_, now)
         members = []
         for account in uow.repo.accounts(round_.id):
             # Show what is due now, without writing: a preview of the credits the next change adds.

@@ -6,7 +6,10 @@ one pending row), not from reads before writes.
 
 from __future__ import annotations
 
+from datetime import timezone
+
 from sqlalchemy import (
+    TypeDecorator,
     BigInteger,
     Boolean,
     Column,
@@ -30,8 +33,28 @@ metadata = MetaData(naming_convention={
 })
 
 
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes stored in UTC on every database (SQLite would drop the offset silently)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the service only stores aware datetimes")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
 def _when(name: str, **kw) -> Column:
-    return Column(name, DateTime(timezone=True), **kw)
+    return Column(name, UTCDateTime(), **kw)
 
 
 rounds = Table(
