@@ -108,6 +108,7 @@ SPEC = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
 #   `raw` is added by `include_raw=true` to the posts of a topic.
 # - user_serializer.rb: `featured_topic` is null when the user featured none.
 # - groups_controller.rb#members: `last_posted_at` is null for a member who never posted.
+# - topic_view_serializer.rb: a private message has no category (`category_id` null).
 POST_EXTRAS = {"raw": {"type": "string"}, "locked": {"type": "boolean"},
                "reply_to_user": {"type": "object", "required": ["username"]}}
 
@@ -144,6 +145,8 @@ def _with_gaps(spec: dict[str, Any]) -> dict[str, Any]:
     _widen_posts(spec)
     user = spec["paths"]["/u/{username}.json"]["get"]["responses"]["200"]["content"]["application/json"]
     user["schema"]["properties"]["user"]["properties"]["featured_topic"]["type"] = ["object", "null"]
+    topic = spec["paths"]["/t/{id}.json"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    topic["properties"]["category_id"] = {"type": ["integer", "null"]}
     members = spec["paths"]["/groups/{name}/members.json"]["get"]["responses"]["200"]["content"]
     for key in ("members", "owners"):
         members["application/json"]["schema"]["properties"][key]["items"]["properties"]["last_posted_at"] = {

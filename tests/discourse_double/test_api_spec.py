@@ -39,6 +39,10 @@ def test_post_and_topic_answers_validate_against_spec(forum):
         "target_recipients": "yannick.morel"})
     assert private.status_code == 200
     assert_valid("createTopicPostPM", private.json(), strict=True)
+    private_view = _api(forum, "GET", f"/t/{private.json()['topic_id']}.json")
+    assert_valid("getTopic", private_view.json())
+    assert private_view.json()["archetype"] == "private_message"
+    assert _api(forum, "GET", f"/t/{private.json()['topic_id']}.json", username="claire.moderation").status_code == 404
 
     update = _api(forum, "PUT", f"/posts/{body['id']}.json",
                   json={"post": {"raw": "Une réponse corrigée au premier message.", "edit_reason": "coquille"}})

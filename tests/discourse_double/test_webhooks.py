@@ -231,6 +231,17 @@ def test_reorder_window_delivers_in_reverse_order(forum, receiver):
     assert ids[0] > ids[1]
 
 
+def test_delayed_deliveries_stay_pending(forum, receiver):
+    _delivered(forum, receiver)
+    forum.admin.set_webhook_options(delay=60)
+    forum.admin.create_post("yannick.morel", forum.topic_id, "Une réponse livrée dans une minute.")
+    assert forum.admin.wait_for_webhooks(0.2) is False
+    log = forum.admin.webhook_log()
+    assert log["pending"] == 1
+    assert log["events"][-1]["event_name"] == "post_created"
+    assert len(receiver.deliveries) == 3
+
+
 def test_paused_deliveries_wait_until_resumed(forum, receiver):
     _delivered(forum, receiver)
     forum.admin.set_webhook_options(paused=True)

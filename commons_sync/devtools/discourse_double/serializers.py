@@ -206,7 +206,7 @@ def topic_api(forum: Forum, topic: Topic, viewer: User, *, include_raw: bool = F
         "reply_count": max(count - 1, 0), "like_count": 0, "last_posted_at": topic.last_posted_at,
         "visible": topic.visible, "closed": topic.closed, "archived": topic.archived,
         "has_summary": False, "archetype": topic.archetype, "slug": topic.slug,
-        "category_id": topic.category_id if topic.category_id is not None else 0,
+        "category_id": topic.category_id,
         "word_count": forum.word_count(topic), "deleted_at": topic.deleted_at, "user_id": topic.user_id,
         "featured_link": None, "pinned_globally": False, "pinned_at": None, "pinned_until": None,
         "image_url": None, "slow_mode_seconds": 0, "draft": None, "draft_key": f"topic_{topic.id}",
