@@ -4,7 +4,9 @@ The server gets its own configuration, state and Maildir in a temporary director
 `/etc` is read or touched. It listens on 127.0.0.1 on a free port with plaintext authentication,
 and serves one user whose mail belongs to uid 5000 (Dovecot refuses uid 0; 5000 needs no
 `/etc/passwd` entry). The server runs in the foreground as a child process, so `stop()` ends it
-and leaves nothing behind.
+and leaves nothing behind. With `tls=True` it also gets a self-signed certificate (made with the
+`openssl` program, which Dovecot's Debian package depends on): IMAPS on `imaps_port` and STARTTLS
+on `port`, trusted by `ssl_context()`.
 
 Example::
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -37,7 +40,7 @@ base_dir = {workdir}/run
 state_dir = {workdir}/state
 log_path = {workdir}/dovecot.log
 info_log_path = {workdir}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -60,7 +63,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 # No growing delay after failed logins: tests try a wrong password on purpose.
@@ -107,17 +111,21 @@ class LocalDovecot:
         username, password: the one account (plaintext authentication).
         capabilities: when given, the exact IMAP capability list announced after login (e.g.
             without `MOVE`, to exercise a client's fallback); default: Dovecot's own.
+        tls: also serve IMAPS and STARTTLS with a self-signed certificate for 127.0.0.1.
 
     Raises:
         DovecotError: from `start()` when Dovecot is missing or does not answer.
     """
 
     def __init__(self, username: str = "intake", password: str = "secret",
-                 *, capabilities: str | None = None, start_timeout: float = 10.0):
+                 *, capabilities: str | None = None, tls: bool = False,
+                 start_timeout: float = 10.0):
         self.username = username
         self.password = password
         self.host = "127.0.0.1"
         self.port = 0
+        self.imaps_port = 0
+        self.tls = tls
         self.capabilities = capabilities
         self.start_timeout = start_timeout
         self.workdir: Path | None = None
@@ -140,6 +148,7 @@ class LocalDovecot:
             self.workdir = Path(tempfile.mkdtemp(prefix="commons-sync-dovecot-"))
             self.workdir.chmod(0o755)
             self.port = free_port()
+            self.imaps_port = free_port() if self.tls else 0
             self._write_files()
         self._process = subprocess.Popen(
             [binary, "-F", "-c", str(self.config_path)],
@@ -229,10 +238,26 @@ class LocalDovecot:
         client.login(self.username, self.password)
         return client
 
-    def mailbox_kwargs(self) -> dict:
-        """The keyword arguments of `commons_sync.mail.imap.Mailbox` for this server."""
-        return {"host": self.host, "port": self.port, "username": self.username,
-                "password": self.password, "ssl": False}
+    def mailbox_kwargs(self, *, implicit_tls: bool = False) -> dict:
+        """The keyword arguments of `commons_sync.mail.imap.Mailbox` for this server.
+
+        With `tls=True`, they trust its certificate; `implicit_tls` picks the IMAPS port.
+        """
+        kwargs = {"host": self.host, "port": self.port, "username": self.username,
+                  "password": self.password, "ssl": False}
+        if self.tls:
+            kwargs["ssl_context"] = self.ssl_context()
+        if implicit_tls:
+            kwargs.update(port=self.imaps_port, ssl=True)
+        return kwargs
+
+    @property
+    def certificate_path(self) -> Path:
+        return self._workdir / "cert.pem"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts this server's self-signed certificate."""
+        return ssl.create_default_context(cafile=str(self.certificate_path))
 
     def log(self) -> str:
         """Dovecot's log so far (for error messages)."""
@@ -252,8 +277,14 @@ class LocalDovecot:
         for sub in ("run", "state"):
             (workdir / sub).mkdir(mode=0o755)
         extra = f"imap_capability = {self.capabilities}" if self.capabilities else ""
+        ssl_lines = "ssl = no"
+        if self.tls:
+            self._make_certificate()
+            ssl_lines = (f"ssl = yes\nssl_cert = <{self.certificate_path}\n"
+                         f"ssl_key = <{workdir / 'key.pem'}")
         self.config_path.write_text(CONFIG_TEMPLATE.format(
-            workdir=workdir, port=self.port, uid=MAIL_UID, extra=extra))
+            workdir=workdir, port=self.port, imaps_port=self.imaps_port, uid=MAIL_UID,
+            extra=extra, ssl=ssl_lines))
         home = workdir / "mail" / self.username
         (workdir / "passwd").write_text(
             f"{self.username}:{{PLAIN}}{self.password}:{MAIL_UID}:{MAIL_UID}::{home}::\n")
@@ -262,6 +293,18 @@ class LocalDovecot:
         for path in (home, home / "Maildir", *(home / "Maildir" / sub for sub in ("new", "cur", "tmp"))):
             path.mkdir(mode=0o700)
             os.chown(path, MAIL_UID, MAIL_UID)
+
+    def _make_certificate(self) -> None:
+        key = self._workdir / "key.pem"
+        result = subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", str(key),
+             "-out", str(self.certificate_path),
+             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            raise DovecotError(f"openssl could not make a certificate: {result.stderr.strip()}")
+        key.chmod(0o600)
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout

@@ -62,7 +62,8 @@ class Mailbox:
     Args:
         host, username, password: the account.
         port: default 993 with `ssl`, else 143.
-        ssl: implicit TLS (IMAPS); False means a plaintext connection.
+        ssl: implicit TLS (IMAPS); when False, the connection is upgraded with STARTTLS if the
+            server offers it, and stays in plain text only if it does not.
         folder: where new mail arrives; done_folder: where handled mail is moved.
         max_attachment_bytes: larger attachments are stored without their data.
         ssl_context: to trust a private CA; default: the system's, with verification.
@@ -154,6 +155,8 @@ class Mailbox:
                                 ssl_context=self.ssl_context, timeout=self.timeout)
         try:
             try:
+                if not self.ssl:
+                    self._starttls_when_offered(client)
                 client.login(self.username, self._password)
             except LoginError as exc:
                 raise LoginFailed(self.host, self.username, _text(exc)) from None
@@ -168,6 +171,12 @@ class Mailbox:
                     client.shutdown()
                 except Exception:  # noqa: BLE001
                     pass
+
+    def _starttls_when_offered(self, client: IMAPClient) -> None:
+        """Never send the password in clear when the server offers STARTTLS (certificate verified)."""
+        with self._imap("starttls"):
+            if b"STARTTLS" in client.capabilities():
+                client.starttls(self.ssl_context)
 
     @contextmanager
     def _imap(self, command: str) -> Iterator[None]:
@@ -230,7 +239,6 @@ class Mailbox:
 
 
 def _text(exc: BaseException) -> str:
-    text = exc.args[0] if exc.args else exc
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    return str(text) or type(exc).__name__
+    if len(exc.args) == 1 and isinstance(exc.args[0], bytes):
+        return exc.args[0].decode("utf-8", errors="replace")
+    return str(exc) or type(exc).__name__

@@ -310,3 +310,40 @@ def test_message_stored_by_another_worker_meanwhile_is_a_duplicate(dovecot, mail
 
     assert (summary.new, summary.duplicates, summary.received) == (0, 1, ())
     assert len(store.submissions) == 1
+
+
+@pytest.fixture(scope="module")
+def dovecot_with_tls():
+    require_dovecot()
+    with LocalDovecot(tls=True) as server:
+        yield server
+
+
+def test_imaps_with_a_trusted_certificate(dovecot_with_tls, store):
+    server = dovecot_with_tls
+    server.deliver(fixture_bytes("proposition_html_only"))
+
+    summary = Mailbox(**server.mailbox_kwargs(implicit_tls=True)).poll(store)
+
+    assert summary.new == 1
+    assert folder_contents(server, "INBOX") == []
+
+
+def test_plain_port_is_upgraded_with_starttls(dovecot_with_tls, store):
+    server = dovecot_with_tls
+    server.deliver(fixture_bytes("proposition_multipart_fr"))
+
+    summary = Mailbox(**server.mailbox_kwargs()).poll(store)
+
+    assert summary.new == 1
+    last_login = [line for line in server.log().splitlines() if "Login: user=<intake>" in line][-1]
+    assert "TLS" in last_login
+
+
+def test_untrusted_certificate_is_refused_before_login(dovecot_with_tls, store):
+    server = dovecot_with_tls
+    for implicit_tls in (False, True):
+        kwargs = server.mailbox_kwargs(implicit_tls=implicit_tls) | {"ssl_context": None}
+        with pytest.raises(MailboxUnavailable) as caught:
+            Mailbox(**kwargs).poll(store)
+        assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
