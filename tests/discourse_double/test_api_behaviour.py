@@ -131,3 +131,22 @@ def test_pydiscourse_client_talks_to_the_double(forum):
     posts = client.posts(forum.topic_id, post_ids=[created["id"]])
     assert posts["post_stream"]["posts"][0]["id"] == created["id"]
     assert client.user("yannick.morel")["username"] == "yannick.morel"
+
+
+def test_concurrent_replies_get_distinct_post_numbers_and_one_event_each(forum, receiver):
+    from concurrent.futures import ThreadPoolExecutor
+
+    forum.admin.set_api_ceiling(1000, reset=True)
+
+    def reply(number):
+        return _api(forum, "POST", "/posts.json",
+                    json={"topic_id": forum.topic_id, "raw": f"Réponse concurrente numéro {number}."}).json()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = list(pool.map(reply, range(40)))
+    numbers = sorted(post["post_number"] for post in created)
+    assert numbers == list(range(2, 42))
+    view = _api(forum, "GET", f"/t/{forum.topic_id}.json").json()
+    assert len(view["post_stream"]["stream"]) == 41
+    assert forum.admin.wait_for_webhooks(20)
+    assert len(receiver.payloads("post_created")) == 41
