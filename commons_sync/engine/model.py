@@ -199,7 +199,6 @@ class Pledge:
     payment: PaymentState = PaymentState.PLEDGED
     post_number: int | None = None
     matching_eligible: bool = False
-    accepted_seq: int | None = None       # order of first acceptance, for deterministic matching
     id: int | None = None
 
 

@@ -451,8 +451,6 @@ def apply_post(svc: Service, change: PostChange) -> PostOutcome:
             outcome = rules.apply_recovered(ctx)
         else:
             raise ValueError(change.kind)
-        if pledge.amount_cents and pledge.accepted_seq is None:
-            pledge.accepted_seq = uow.repo.next_accept_seq()
         uow.repo.append(credits + outcome.entries)
         uow.collect(outcome.events)
         uow.commit()

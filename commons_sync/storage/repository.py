@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from fractions import Fraction
 from typing import Any, Iterable
 
@@ -146,7 +147,7 @@ class Repository:
         for stamp in ("created_at", "updated_at"):
             if stamp in table.c and row.get(stamp) is None:
                 row[stamp] = now
-        obj.id = self.conn.execute(insert(table).values(**row).returning(table.c.id)).scalar_one()
+        obj.id = self.conn.execute(insert(table).returning(table.c.id), row).scalar_one()
         return self._track(obj)
 
     def flush(self) -> None:
@@ -228,9 +229,6 @@ class Repository:
         if live_only:
             conditions.append(t.pledges.c.state == PledgeState.LIVE.value)
         return self._load_many(Pledge, and_(*conditions))
-
-    def next_accept_seq(self) -> int:
-        return (self.conn.execute(select(func.max(t.pledges.c.accepted_seq))).scalar() or 0) + 1
 
     # -- contributions ---------------------------------------------------------------------------
 
@@ -336,16 +334,20 @@ class Repository:
     def enqueue(self, kind: str, key: str, payload: dict | None = None, *, now: datetime | None = None,
                 delay_seconds: float = 0) -> None:
         """Add a side effect to the outbox, coalesced with a pending one of the same key."""
-        from datetime import timedelta
-
         now = now or utcnow()
-        values = dict(kind=kind, key=key, payload=json.dumps(payload or {}, sort_keys=True),
-                      created_at=now, updated_at=now, not_before=now + timedelta(seconds=delay_seconds))
-        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(t.outbox).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.outbox.c.key],
-            index_where=t.outbox.c.done_at.is_(None),
-            set_=dict(payload=stmt.excluded.payload, updated_at=now, seq=t.outbox.c.seq + 1),
-        )
-        self.conn.execute(stmt)
+        self.conn.execute(_upsert_outbox(self.conn.dialect.name), dict(
+            kind=kind, key=key, payload=json.dumps(payload or {}, sort_keys=True), created_at=now,
+            updated_at=now, not_before=now + timedelta(seconds=delay_seconds)))
+
+
+@lru_cache(maxsize=None)
+def _upsert_outbox(dialect_name: str):
+    """One statement per dialect, built once, so SQLAlchemy's compiled cache serves every call."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(t.outbox)
+    return stmt.on_conflict_do_update(
+        index_elements=[t.outbox.c.key],
+        index_where=t.outbox.c.done_at.is_(None),
+        set_=dict(payload=stmt.excluded.payload, updated_at=stmt.excluded.updated_at,
+                  seq=t.outbox.c.seq + 1),
+    )

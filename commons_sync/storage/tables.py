@@ -139,7 +139,6 @@ pledges = Table(
     Column("payment", String(16), nullable=False, server_default="pledged"),
     Column("post_number", Integer),
     Column("matching_eligible", Boolean, nullable=False, server_default=text("false")),
-    Column("accepted_seq", BigInteger),
     _when("created_at", nullable=False),
     _when("updated_at", nullable=False),
     Index("ix_pledges_commons_state", "commons_id", "state"),
