@@ -162,6 +162,8 @@ class Mailbox:
                 raise LoginFailed(self.host, self.username, _text(exc)) from None
             except _CONNECTION_ERRORS as exc:
                 raise MailboxUnavailable(self.host, self.port, _text(exc)) from None
+            except IMAPClientError as exc:
+                raise MailboxCommandFailed("login", _text(exc)) from None
             yield client
         finally:
             try:

@@ -457,8 +457,9 @@ def _outgoing(*, to_addr: str, to_name: str | None, from_addr: str, lang: str, s
               references: tuple[str, ...]) -> EmailMessage:
     message = EmailMessage(policy=default_policy)
     message["From"] = from_addr
-    message["To"] = Address(display_name=to_name or "", addr_spec=to_addr)
-    message["Subject"] = subject
+    # Text from senders and staff goes in headers on one line: no header injection.
+    message["To"] = Address(display_name=_SPACES.sub(" ", to_name or "").strip(), addr_spec=to_addr)
+    message["Subject"] = _SPACES.sub(" ", subject).strip()
     message["Date"] = format_datetime(datetime.now(timezone.utc))
     domain = parseaddr(from_addr)[1].rpartition("@")[2] or "commons-sync.invalid"
     message["Message-ID"] = make_msgid(domain=domain)

@@ -263,3 +263,12 @@ def test_rejected_mail_gives_the_reason():
     assert body.startswith("Bonjour,\n\n")
     assert "Raison : Un commun semblable existe déjà." in body
     assert mail["In-Reply-To"] is None
+
+
+def test_text_from_staff_cannot_add_headers():
+    mail = _reparse(rejected_mail(
+        to_addr="a@example.org", to_name="Eve\r\nBcc: victim@example.org",
+        subject="Four\r\nBcc: victim@example.org", reference="1", reason="non",
+        from_addr="communs@reseau.example"))
+    assert mail["Bcc"] is None
+    assert mail["Subject"] == "Proposition non retenue : Four Bcc: victim@example.org"
