@@ -59,6 +59,23 @@ def available(mediawiki_dir: Path = MEDIAWIKI_DIR) -> bool:
     )
 
 
+def live_processes_in_group(pgid: int) -> list[int]:
+    """Processes of the process group `pgid` that are not yet dead (zombies excluded: a worker
+    orphaned under an init that does not reap stays a zombie, holding no port and no CPU)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -175,10 +192,13 @@ class LocalMediaWiki:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait(timeout=5)
         # Workers (PHP_CLI_SERVER_WORKERS) are in the same group; make sure none outlived it.
-        try:
-            os.killpg(server.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        deadline = time.monotonic() + 5
+        while live_processes_in_group(server.pid) and time.monotonic() < deadline:
+            try:
+                os.killpg(server.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.02)
 
     # -- creation ---------------------------------------------------------------------------
 

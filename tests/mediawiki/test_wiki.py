@@ -301,3 +301,13 @@ def test_stopped_wiki_is_unavailable_then_the_sync_goes_through(installed, title
 def test_wrong_bot_password_is_refused(installed):
     with pytest.raises(LoginFailed):
         Wiki.connect(installed.api_url, installed.bot_username, "0" * 32)
+
+
+def test_fiches_follow_a_reinstalled_template_without_waiting_for_jobs(wiki, human, title):
+    sync_fiche(wiki, title, fiche_values(), None, SUMMARY)
+    page = human.read_page(TEMPLATE_TITLE)
+    human.save_page(TEMPLATE_TITLE, "cassé", base_revid=page.revid, summary="essai")
+    wiki.purge([title])
+    assert "fc-statut" not in wiki.parse_html(title)
+    assert install(wiki) == [TEMPLATE_TITLE]
+    assert "fc-statut" in wiki.parse_html(title)
