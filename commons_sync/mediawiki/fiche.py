@@ -350,7 +350,7 @@ def _template_key(name: str) -> str:
 
 
 def _find_fiche_template(code: Wikicode) -> Template | None:
-    for template in code.filter_templates(recursive=False):
+    for template in code.filter_templates(recursive=True):
         if _template_key(str(template.name)) == TEMPLATE_NAME:
             return template
     return None

@@ -226,3 +226,9 @@ def test_replace_results_block_appends_when_the_markers_are_missing():
     assert replace_results_block("", "B") == f"{RESULTS_START}\nB\n{RESULTS_END}\n"
     lone = f"Texte.\n{RESULTS_START}\nà garder"
     assert replace_results_block(lone, "B").startswith(lone)
+
+
+def test_call_wrapped_in_html_or_a_table_is_edited_in_place():
+    text = '<div class="boite">\n{{Fiche commun|nom=A|statut=idée}}\n</div>\n{|\n| {{Fiche commun|nom=B}}\n|}'
+    update = update_fiche(text, {"statut": "financé"}, None)
+    assert update.text == text.replace("statut=idée", "statut=financé", 1)

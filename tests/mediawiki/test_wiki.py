@@ -12,9 +12,11 @@ import pytest
 
 from commons_sync.mediawiki import (
     EditConflict,
+    InvalidTitle,
     LoginFailed,
     PageExists,
     Wiki,
+    WikiError,
     WikiUnavailable,
     escape_wikitext,
     install,
@@ -311,3 +313,13 @@ def test_fiches_follow_a_reinstalled_template_without_waiting_for_jobs(wiki, hum
     assert "fc-statut" not in wiki.parse_html(title)
     assert install(wiki) == [TEMPLATE_TITLE]
     assert "fc-statut" in wiki.parse_html(title)
+
+
+def test_titles_the_wiki_refuses_are_reported(wiki):
+    with pytest.raises(InvalidTitle):
+        wiki.read_pages(["Fonds", "a<b"])
+
+
+def test_connect_wants_an_api_php_url():
+    with pytest.raises(WikiError):
+        Wiki.connect("http://127.0.0.1:9/index.php", "Robot@x", "0" * 32)
