@@ -233,11 +233,30 @@ def test_acknowledgement_goes_to_reply_to_when_given():
     assert ack["To"].addresses[0].addr_spec == "projets@example.org"
 
 
-def test_acknowledgement_in_english_is_marked_english():
+def test_acknowledgement_in_english_is_complete():
     parsed = parse_message(fixture_bytes("proposition_html_only"))
     ack = acknowledgement(parsed, "9", "en", from_addr="communs@reseau.example")
     assert ack["Content-Language"] == "en"
-    assert "9" in ack.get_content()
+    assert ack["Subject"] == "Proposal received (reference 9): Grainothèque partagée"
+    body = ack.get_content()
+    assert body.startswith("Hello Martin, Paul,\n\n")
+    assert "reference 9" in body
+    for french in ("Bonjour", "proposition", "référence", "automatiquement"):
+        assert french not in body
+
+
+def test_decision_mails_in_english():
+    accepted = accepted_mail(to_addr="a@example.org", to_name=None, subject="Oven", reference="4",
+                             link="https://forum.example.org/t/17", from_addr="c@example.org",
+                             lang="en")
+    rejected = rejected_mail(to_addr="a@example.org", to_name=None, subject="Oven", reference="4",
+                             reason="Too late.", from_addr="c@example.org", lang="en")
+    for mail in (accepted, rejected):
+        assert mail.get_content().startswith("Hello,\n\n")
+        assert "Bonjour" not in mail.get_content() and "Proposition" not in mail["Subject"]
+    assert "https://forum.example.org/t/17" in accepted.get_content()
+    assert "Too late." in rejected.get_content()
+    assert describe_malformed("no-sender", "en") == "The message has no valid sender address."
 
 
 def test_accepted_mail_gives_the_link():
