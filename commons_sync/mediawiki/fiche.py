@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence, TypedDict
 
 import mwparserfromhell
-from mwparserfromhell.nodes import Comment, Template, Text
+from mwparserfromhell.nodes import Comment, Template
 from mwparserfromhell.wikicode import Wikicode
 
 from commons_sync.i18n import format_money

@@ -43,7 +43,7 @@ from commons_sync.mediawiki.fiche import (
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = "commons-sync/0.1 (https://github.com/; co-funding of communs)"
+USER_AGENT = "commons-sync/0.1 (co-funding of communs; MediaWiki adapter)"
 TITLES_PER_QUERY = 50
 SESSION_CODES = {"assertuserfailed", "assertbotfailed", "assertnameduserfailed", "badtoken",
                  "notloggedin"}
