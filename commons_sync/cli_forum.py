@@ -1,0 +1,149 @@
+"""`serve`, `worker [--once]` and `reconcile`: thin click wrappers over the web app and the worker.
+
+They are plain `click.command`s; `cli.py` registers them on the `commons-sync` group (whose
+context holds the settings). Run alone, they read the settings themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from commons_sync.config import Settings, SettingsError, load_settings
+from commons_sync.i18n import t
+
+log = logging.getLogger(__name__)
+
+
+class Failure(click.ClickException):
+    """One line on stderr, exit status 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"commons-sync: {self.message}", err=True)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    if isinstance(ctx.obj, dict) and "settings" in ctx.obj:
+        return ctx.obj["settings"]
+    try:
+        return load_settings()
+    except SettingsError as error:
+        raise Failure(str(error)) from None
+
+
+def _service(settings: Settings):
+    from commons_sync.bootstrap import SchemaOutdated, build_service
+    from commons_sync.service.unit_of_work import DatabaseUnavailable
+
+    try:
+        return build_service(settings)
+    except SchemaOutdated:
+        raise Failure(t(settings.language, "la base de données n'est pas à jour : lancez "
+                                           "« commons-sync db upgrade »")) from None
+    except DatabaseUnavailable:
+        raise Failure(t(settings.language, "la base de données est injoignable")) from None
+
+
+def build_forum_client(settings: Settings, svc):
+    """The forum client of this process, under the rate limit shared through the database."""
+    from commons_sync.discourse.client import DiscourseClient
+    from commons_sync.service.forum import DatabaseRateLimiter
+
+    limiter = DatabaseRateLimiter(svc.engine, settings.discourse_max_rpm)
+    return DiscourseClient(settings.discourse_url, settings.discourse_api_key,
+                           settings.discourse_api_username, limiter=limiter)
+
+
+def build_worker(settings: Settings, svc, forum=None):
+    """A `Worker` with the adapters that are on; each one that is off is said once in the log."""
+    from commons_sync.service.forum import DeliveryApplier, ForumSettings
+    from commons_sync.service.worker import ForumSenders, Worker
+
+    applier, senders = None, {}
+    if settings.adapter_on("discourse"):
+        forum = forum or build_forum_client(settings, svc)
+        applier = DeliveryApplier(svc, forum, ForumSettings.from_settings(settings))
+        senders.update(ForumSenders(svc, forum, settings.discourse_api_username, settings.language,
+                                    settings.zone).senders())
+    else:
+        log.warning("forum adapter off (COMMONS_SYNC_DISCOURSE_* unset): webhooks are not applied "
+                    "and forum posts stay in the outbox")
+    for adapter in ("mediawiki", "imap", "smtp"):
+        if not settings.adapter_on(adapter):
+            log.info("%s adapter off: its work is skipped", adapter)
+    return Worker(svc, applier, senders)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Run the web service (development server; production runs `commons_sync.web.app:create_app()`
+    under gunicorn)."""
+    from commons_sync.web.app import create_app
+
+    settings = _settings(ctx)
+    if settings.secret_key is None:
+        raise Failure("COMMONS_SYNC_SECRET_KEY is required by serve")
+    app = create_app(settings, _service(settings))
+    app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True, help="Work until the outbox is empty (or only backing off), then exit.")
+@click.pass_context
+def worker(ctx: click.Context, once: bool) -> None:
+    """Apply stored deliveries in the order received, send the outbox, close due rounds."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(ctx)
+    runner = build_worker(settings, _service(settings))
+    if once:
+        summary = runner.run_once()
+        click.echo(t(settings.language, "{applied} livraisons appliquées, {sent} envois faits, "
+                                        "{pending} en attente.", applied=summary.applied,
+                     sent=summary.sent, pending=summary.pending), err=True)
+        return
+    try:
+        runner.run_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command("reconcile")
+@click.option("--topic", "topic_id", type=int, help="One commons topic.")
+@click.option("--all", "all_topics", is_flag=True, help="Every commons topic.")
+@click.pass_context
+def reconcile(ctx: click.Context, topic_id: int | None, all_topics: bool) -> None:
+    """Read commons topics from the forum and apply their posts in post order."""
+    from commons_sync.service.forum import (
+        DeliveryApplier,
+        ForumSettings,
+        commons_topics,
+        reconcile_topic,
+    )
+
+    settings = _settings(ctx)
+    lang = settings.language
+    if (topic_id is None) == (not all_topics):
+        raise Failure(t(lang, "indiquez --topic ID ou --all"))
+    if not settings.adapter_on("discourse"):
+        raise Failure(t(lang, "l'adaptateur forum n'est pas configuré (COMMONS_SYNC_DISCOURSE_URL…)"))
+    svc = _service(settings)
+    forum = build_forum_client(settings, svc)
+    applier = DeliveryApplier(svc, forum, ForumSettings.from_settings(settings))
+    topics = commons_topics(svc) if all_topics else [topic_id]
+    if topic_id is not None and topic_id not in commons_topics(svc):
+        raise Failure(t(lang, "le sujet {topic} n'est pas un commun", topic=topic_id))
+    from commons_sync.discourse.errors import DiscourseError
+
+    for topic in topics:
+        try:
+            count = reconcile_topic(applier, forum, topic)
+        except DiscourseError as error:
+            raise Failure(t(lang, "le forum n'a pas répondu pour le sujet {topic} : {error}",
+                            topic=topic, error=error)) from None
+        click.echo(f"{topic}\t{count}")

@@ -1,0 +1,29 @@
+"""The Flask application factory: one blueprint per area, the service handed in or built once."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from commons_sync.config import Settings, load_settings
+
+MAX_BODY_BYTES = 1024 * 1024  # CONTRACT §3: a webhook body over 1 MiB is answered 413
+
+
+def create_app(settings: Settings | None = None, service=None) -> Flask:
+    """Create the web service (tests pass their settings and service; `serve` and gunicorn don't)."""
+    from commons_sync.web import health, webhooks
+
+    settings = settings or load_settings()
+    if service is None:
+        from commons_sync.bootstrap import build_service
+
+        service = build_service(settings)
+    app = Flask(__name__)
+    app.config.from_mapping(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SECRET_KEY=settings.secret_key.get_secret_value() if settings.secret_key else None,
+    )
+    app.extensions["commons_sync"] = {"settings": settings, "service": service}
+    app.register_blueprint(health.bp)
+    app.register_blueprint(webhooks.bp)
+    return app
