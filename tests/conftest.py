@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
+from commons_sync.devtools.local_mediawiki import LocalMediaWiki, available
+from commons_sync.mediawiki import Wiki, install
 from commons_sync.service.handlers import Service
 from commons_sync.storage.database import make_engine, upgrade
 
@@ -91,3 +93,40 @@ def sqlite_service(sqlite_url, clock) -> Service:
     upgrade(engine)
     yield Service(engine, clock)
     engine.dispose()
+
+
+# --- a real MediaWiki (Debian's 1.39 on SQLite, served by `php -S`), shared by the session ---------
+
+
+@pytest.fixture(scope="session")
+def local_wiki():
+    """One throwaway wiki for the session; missing MediaWiki fails under CI, skips elsewhere."""
+    if not available():
+        message = "Debian's mediawiki and php are not installed (bash scripts/setup.sh --test)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    with LocalMediaWiki() as wiki:
+        yield wiki
+
+
+@pytest.fixture(scope="session")
+def installed(local_wiki):
+    """The template, its documentation and the category, installed once."""
+    bot = Wiki.connect(local_wiki.api_url, local_wiki.bot_username, local_wiki.bot_password)
+    install(bot)
+    return local_wiki
+
+
+@pytest.fixture
+def wiki(installed) -> Wiki:
+    """The service's gateway, logged in as the bot (a new session, request count at zero)."""
+    return Wiki.connect(installed.api_url, installed.bot_username, installed.bot_password)
+
+
+@pytest.fixture
+def human(installed) -> Wiki:
+    """A person editing the wiki with their own account."""
+    return Wiki.connect(installed.api_url, installed.human_username, installed.human_password)
+
+

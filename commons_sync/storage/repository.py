@@ -207,6 +207,15 @@ class Repository:
     def commons_round_id(self, commons_id: int) -> int | None:
         return self.conn.execute(select(t.commons.c.round_id).where(t.commons.c.id == commons_id)).scalar()
 
+    def wiki_last_written(self, commons_id: int) -> dict | None:
+        """What the service last wrote in the commons' fiche (to tell a person's edits from ours)."""
+        raw = self.conn.execute(select(t.commons.c.wiki_last_written).where(t.commons.c.id == commons_id)).scalar()
+        return json.loads(raw) if raw else None
+
+    def set_wiki_written(self, commons_id: int, written: dict, revid: int) -> None:
+        self.conn.execute(update(t.commons).where(t.commons.c.id == commons_id).values(
+            wiki_last_written=json.dumps(written, sort_keys=True, ensure_ascii=False), wiki_revid=revid))
+
     def wiki_titles(self) -> set[str]:
         query = select(t.commons.c.wiki_title).where(t.commons.c.wiki_title.is_not(None))
         return set(self.conn.execute(query).scalars())

@@ -1,0 +1,94 @@
+"""Fiches and results pages kept true by the service, against the real MediaWiki."""
+
+import itertools
+
+import pytest
+
+from commons_sync.demo import movilab, replay
+from commons_sync.mediawiki import fiche
+from commons_sync.service import handlers as h
+from commons_sync.service import wiki_sync
+
+from .test_service import make_round, pledge
+
+_rounds = itertools.count(1)
+
+
+@pytest.fixture
+def slug(sqlite_service):
+    name = f"wiki-{next(_rounds)}"
+    make_round(sqlite_service, slug=name, name=f"Test wiki {name}")
+    return name
+
+
+def open_commons(svc, slug, title, goal=100_000, topic_id=None):
+    return h.open_commons(svc, h.CommonsSpec(round_slug=slug, title=title, goal_cents=goal,
+                                             topic_id=topic_id, referent="claire",
+                                             discussion_url=f"https://forum.example.org/t/{topic_id}"))
+
+
+def test_first_sync_writes_the_fiche_and_a_resync_changes_nothing(sqlite_service, slug, wiki):
+    svc = sqlite_service
+    c = open_commons(svc, slug, f"Juriste {slug} | « hot line » {{{{x}}}}", topic_id=9001)
+    pledge(svc, 1, "la-ruche", 15_050, topic_id=9001)
+    assert wiki_sync.sync_commons_fiche(svc, wiki, c.id) is True
+    title = h.show_commons(svc, c.id)["wiki_title"]
+    values = fiche.read_fiche(wiki.read_page(title).text)
+    assert (values["nom"], values["collecte"], values["cofinanceurs"], values["statut"]) == (
+        f"Juriste {slug} | « hot line » {{{{x}}}}", "150.5", "1", "en financement")
+    revisions = wiki.revision_count(title)
+    assert wiki_sync.sync_commons_fiche(svc, wiki, c.id) is False
+    assert wiki.revision_count(title) == revisions
+
+
+def test_a_referent_changed_on_the_wiki_is_taken_into_the_service(sqlite_service, slug, wiki, human):
+    svc = sqlite_service
+    c = open_commons(svc, slug, f"Conciergerie {slug}", topic_id=9100 + next(_rounds))
+    wiki_sync.sync_commons_fiche(svc, wiki, c.id)
+    title = h.show_commons(svc, c.id)["wiki_title"]
+    page = human.read_page(title)
+    human.save_page(title, page.text.replace("| referent = claire", "| referent = Margaux (La Ruche)")
+                    + "\nTexte libre écrit par une personne.\n", base_revid=page.revid, summary="référente")
+    pledge(svc, 2, "pont", 5_000, topic_id=c.topic_id)
+    wiki_sync.sync_commons_fiche(svc, wiki, c.id)
+    assert h.show_commons(svc, c.id)["referent"] == "Margaux (La Ruche)"
+    text = wiki.read_page(title).text
+    assert "| referent = Margaux (La Ruche)" in text and "Texte libre écrit par une personne." in text
+    assert fiche.read_fiche(text)["collecte"] == "50"
+
+
+def test_sync_all_reads_fifty_pages_a_query_and_edits_only_what_changed(sqlite_service, slug, wiki):
+    svc = sqlite_service
+    ids = [open_commons(svc, slug, f"Lot {slug} {n}").id for n in range(60)]
+    first = wiki_sync.sync_all_fiches(svc, wiki)
+    assert first["edited"] >= 60
+    before = wiki.request_count
+    again = wiki_sync.sync_all_fiches(svc, wiki)
+    assert again["edited"] == 0
+    pages = again["pages"]
+    assert wiki.request_count - before <= -(-pages // 50)  # at most one read query per 50 pages
+    assert len(ids) == 60
+
+
+def test_the_2018_results_page_has_the_published_lines(sqlite_service, wiki):
+    data = movilab.load()
+    replay(sqlite_service, data, slug="cobudget-2018-wiki")
+    rid = sqlite_service.run(lambda uow: uow.repo.round_by_slug("cobudget-2018-wiki").id)
+    wiki_sync.sync_all_fiches(sqlite_service, wiki)
+    assert wiki_sync.sync_round_results(sqlite_service, wiki, rid) is True
+    title, _ = wiki_sync.results_block_for(sqlite_service, rid)
+    text = wiki.read_page(title).text
+    funded = text.split("== Financé ==\n")[1].split("\n\n")[0].splitlines()
+    assert funded[:2] == [
+        "* [[Mettre en place un connecteur entre fabmanager et un outil comptable|Mettre en place un "
+        "connecteur entre fabmanager et un outil comptable]] - 1 800 € - 11 cofinanceurs",
+        "* [[Budget animation du réseau tiers lieux national|Budget animation du réseau tiers lieux "
+        "national]] - 1 340 € - 12 cofinanceurs",
+    ]
+    assert len(funded) == len(data["funded"])
+    in_progress = text.split("== En cours de financement ==\n")[1].split("\n\n")[0].splitlines()
+    assert in_progress[0].endswith("]] - 2 200 € - 11 cofinanceurs")
+    assert in_progress[-1].endswith("]] - 0 € - 0 cofinanceur")
+    assert len(in_progress) == len(data["in_progress"])
+    assert "== Idées ==\n* [[Acheter du foncier agricole|Acheter du foncier agricole]]" in text
+    assert wiki_sync.sync_round_results(sqlite_service, wiki, rid) is False
