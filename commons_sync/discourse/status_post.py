@@ -27,6 +27,7 @@ MARKER = "<!-- commons-sync:statut -->"
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "discourse"
 BAR_WIDTH = 10
 BAR_FULL, BAR_EMPTY = "▰", "▱"
+NO_BALANCE_REASONS = frozenset({"not_member"})
 
 
 @dataclass(frozen=True)
@@ -83,17 +84,6 @@ def days_left(closes_at: datetime | None, now: datetime) -> int | None:
     return max(0, math.ceil(seconds / 86400))
 
 
-STATUS_LABELS = {
-    "idée": "idée",
-    "en financement": "en financement",
-    "financé": "financé",
-    "partiellement financé": "partiellement financé",
-    "non financé": "non financé",
-    "clos": "clos",
-    "annulé": "annulé",
-}
-
-
 def status_label(status: str, lang: str) -> str:
     """The status in the reader's language (the contract's French names are the message ids)."""
     labels = {
@@ -129,8 +119,10 @@ def render_status_post(figures: StatusFigures, lang: str, now: datetime,
 def render_refusal_reply(refusal: Refusal, lang: str) -> str:
     """The reply to a refused pledge post: the reason, the remaining balance, what stays in force."""
     sentence = texts.reason(refusal.reason, lang, money_currency=refusal.currency, **refusal.params)
+    # A non-member has no envelope in the round: telling them a balance would mislead.
+    balance = None if refusal.reason in NO_BALANCE_REASONS else refusal.balance_cents
     return _render("refusal_reply.md.j2", lang, reason=sentence,
-                   balance=format_money(refusal.balance_cents, refusal.currency, lang),
+                   balance=None if balance is None else format_money(balance, refusal.currency, lang),
                    kept=format_money(refusal.kept_cents, refusal.currency, lang)
                    if refusal.kept_cents else None).strip() + "\n"
 

@@ -355,8 +355,9 @@ class DeliveryApplier:
     def apply_snapshot(self, post: PostSnapshot, payload: Mapping | None = None,
                        instance: str | None = None) -> None:
         """Apply one version of a post: its commands, then its pledge line."""
-        commands = [] if post.is_deleted else extract_commands(post.raw or "")
-        if any(command.name in HANDLED_COMMANDS for command in commands):
+        commands = extract_commands(post.raw or "")
+        # A deleted post's pledge line is still read: the engine keeps it for a recovery.
+        if not post.is_deleted and any(command.name in HANDLED_COMMANDS for command in commands):
             self._run_commands(post, commands, payload or {}, instance)
         info = _commons_info(self.svc, post.topic_id)
         if info is None:
