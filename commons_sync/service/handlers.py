@@ -50,7 +50,7 @@ class Service:
     zone: tzinfo = timezone.utc  # dates shown to people (COMMONS_SYNC_TIMEZONE)
 
     def run(self, use_case):
-        return run(self.engine, use_case)
+        return run(self.engine, use_case, clock=self.clock)
 
 
 # --- rounds ---------------------------------------------------------------------------------------

@@ -28,14 +28,15 @@ class DatabaseUnavailable(Exception):
 
 
 class UnitOfWork:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Callable | None = None) -> None:
         self.engine = engine
+        self.clock = clock
         self.events: list[object] = []
 
     def __enter__(self) -> "UnitOfWork":
         self.connection = self.engine.connect()
         self.transaction = self.connection.begin()
-        self.repo = Repository(self.connection)
+        self.repo = Repository(self.connection, self.clock)
         self.events = []
         return self
 
@@ -63,7 +64,8 @@ def _transient(error: DBAPIError) -> bool:
     return isinstance(error, OperationalError) and "locked" in str(error.orig).lower()
 
 
-def run(engine: Engine, use_case: Callable[[UnitOfWork], T], *, attempts: int = 8) -> T:
+def run(engine: Engine, use_case: Callable[[UnitOfWork], T], *, attempts: int = 8,
+        clock: Callable | None = None) -> T:
     """Run `use_case` in a unit of work, retrying when the database reports a conflict.
 
     Concurrency is the database's job (row locks, SQLite's single writer); a deadlock or a
@@ -72,7 +74,7 @@ def run(engine: Engine, use_case: Callable[[UnitOfWork], T], *, attempts: int = 
     """
     for attempt in range(attempts):
         try:
-            with UnitOfWork(engine) as uow:
+            with UnitOfWork(engine, clock) as uow:
                 return use_case(uow)
         except DBAPIError as error:
             if error.connection_invalidated or _unreachable(error):

@@ -169,3 +169,33 @@ def results_block_for(svc: Service, round_id: int) -> tuple[str, str]:
 def sync_round_results(svc: Service, wiki: Wiki, round_id: int, lang: str = "fr") -> bool:
     title, block = results_block_for(svc, round_id)
     return sync_results_page(wiki, title, block, t(lang, "commons-sync : résultats de la campagne")).edited
+
+
+class WikiSenders:
+    """Sends the wiki's outbox kinds (`wiki_fiche`, `wiki_results`) through one logged-in gateway.
+
+    The gateway is opened on first use and dropped after a failure, so a wiki that was down is
+    logged into again when it is back; the worker keeps the row and backs off meanwhile.
+    """
+
+    def __init__(self, svc: Service, connect: Callable[[], Wiki], lang: str = "fr") -> None:
+        self.svc, self._connect, self.lang = svc, connect, lang
+        self._wiki: Wiki | None = None
+
+    def senders(self) -> dict[str, Callable[[dict], object]]:
+        return {outbox.WIKI_FICHE: self.send_fiche, outbox.WIKI_RESULTS: self.send_results}
+
+    def _with_wiki(self, action):
+        if self._wiki is None:
+            self._wiki = self._connect()
+        try:
+            return action(self._wiki)
+        except Exception:
+            self._wiki = None
+            raise
+
+    def send_fiche(self, payload: dict) -> None:
+        self._with_wiki(lambda wiki: sync_commons_fiche(self.svc, wiki, payload["commons_id"], self.lang))
+
+    def send_results(self, payload: dict) -> None:
+        self._with_wiki(lambda wiki: sync_round_results(self.svc, wiki, payload["round_id"], self.lang))

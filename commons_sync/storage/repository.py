@@ -112,8 +112,9 @@ _MAPPERS = {
 class Repository:
     """The service's access to stored state, inside one transaction (`conn`)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, clock=None) -> None:
         self.conn = conn
+        self.clock = clock or utcnow  # the service's clock: tests move it by hand
         self._seen: list[tuple[object, dict]] = []
 
     # -- generic ---------------------------------------------------------------------------------
@@ -143,7 +144,7 @@ class Repository:
         """Insert a new object (its `id` is filled in) and track it for later changes."""
         table, _, to_row = _MAPPERS[type(obj)]
         row = to_row(obj) | extra
-        now = utcnow()
+        now = self.clock()
         for stamp in ("created_at", "updated_at"):
             if stamp in table.c and row.get(stamp) is None:
                 row[stamp] = now
@@ -158,7 +159,7 @@ class Repository:
             changed = {key: value for key, value in after.items() if before.get(key) != value}
             if changed:
                 if "updated_at" in table.c:
-                    changed["updated_at"] = utcnow()
+                    changed["updated_at"] = self.clock()
                 self.conn.execute(update(table).where(table.c.id == obj.id).values(**changed))
                 self._seen[index] = (obj, after)
 
@@ -250,13 +251,13 @@ class Repository:
     def mark_payment(self, *, state: PaymentState, pledge_id: int | None = None,
                      contribution_id: int | None = None) -> None:
         self.conn.execute(insert(t.payment_marks).values(
-            at=utcnow(), pledge_id=pledge_id, contribution_id=contribution_id, state=state.value))
+            at=self.clock(), pledge_id=pledge_id, contribution_id=contribution_id, state=state.value))
 
     # -- ledger ----------------------------------------------------------------------------------
 
     def append(self, entries: Iterable[Entry]) -> None:
         """Append ledger entries (never updated, never deleted)."""
-        now = utcnow()
+        now = self.clock()
         rows = [dict(at=e.at or now, round_id=e.round_id, commons_id=e.commons_id, username=e.username,
                      kind=EntryKind(e.kind).value, amount_cents=e.amount_cents,
                      pledge_post_id=e.pledge_post_id, contribution_id=e.contribution_id, note=e.note)
@@ -343,7 +344,7 @@ class Repository:
     def enqueue(self, kind: str, key: str, payload: dict | None = None, *, now: datetime | None = None,
                 delay_seconds: float = 0) -> None:
         """Add a side effect to the outbox, coalesced with a pending one of the same key."""
-        now = now or utcnow()
+        now = now or self.clock()
         self.conn.execute(_upsert_outbox(self.conn.dialect.name), dict(
             kind=kind, key=key, payload=json.dumps(payload or {}, sort_keys=True), created_at=now,
             updated_at=now, not_before=now + timedelta(seconds=delay_seconds)))

@@ -92,3 +92,34 @@ def test_the_2018_results_page_has_the_published_lines(sqlite_service, wiki):
     assert len(in_progress) == len(data["in_progress"])
     assert "== Idées ==\n* [[Acheter du foncier agricole|Acheter du foncier agricole]]" in text
     assert wiki_sync.sync_round_results(sqlite_service, wiki, rid) is False
+
+
+def test_wiki_stopped_in_a_burst_then_back_every_fiche_ends_exact(sqlite_service, slug, installed, clock):
+    from commons_sync.mediawiki import Wiki
+    from commons_sync.service.worker import deliver_outbox, pending_rows
+
+    svc = sqlite_service
+    senders = wiki_sync.WikiSenders(
+        svc, lambda: Wiki.connect(installed.api_url, installed.bot_username, installed.bot_password,
+                                  patience=1.0)).senders()
+    topics = [9500 + next(_rounds) * 10 + n for n in range(4)]
+    ids = [open_commons(svc, slug, f"Panne {slug} {n}", topic_id=topic).id for n, topic in enumerate(topics)]
+    deliver_outbox(svc, senders)
+    installed.stop_server()
+    try:
+        for n, topic in enumerate(topics):
+            pledge(svc, 70_000 + topic, f"lieu-{n}", (n + 1) * 1_000, topic_id=topic)
+        report = deliver_outbox(svc, senders)
+        assert report.sent == 0 and report.failed > 0
+        assert pending_rows(svc, senders)  # nothing dropped
+    finally:
+        installed.start_server()
+    clock.advance(hours=2)  # past every backoff
+    while deliver_outbox(svc, senders).attempted:
+        pass
+    assert pending_rows(svc, senders) == []
+    wiki = Wiki.connect(installed.api_url, installed.bot_username, installed.bot_password)
+    for n, commons_id in enumerate(ids):
+        title = h.show_commons(svc, commons_id)["wiki_title"]
+        values = fiche.read_fiche(wiki.read_page(title).text)
+        assert (values["collecte"], values["cofinanceurs"]) == (str((n + 1) * 10), "1")
