@@ -34,3 +34,11 @@ def ensure_schema_current(engine) -> None:
         current = MigrationContext.configure(connection).get_current_revision()
     if current != head:
         raise SchemaOutdated(current or "empty")
+
+
+def connect_wiki(settings: Settings):
+    """The wiki gateway, logged in with the bot password (CONTRACT §2)."""
+    from commons_sync.mediawiki import Wiki
+
+    return Wiki.connect(settings.mediawiki_api_url, settings.mediawiki_username,
+                        settings.mediawiki_password.get_secret_value())

@@ -433,6 +433,72 @@ def ledger_json(rows) -> bytes:
                       ensure_ascii=False, indent=2).encode("utf-8")
 
 
+# --- wiki -----------------------------------------------------------------------------------------
+
+
+@main.group("wiki")
+def wiki_group() -> None:
+    """Wiki (MediaWiki)."""
+
+
+def _wiki(ctx):
+    from commons_sync.bootstrap import connect_wiki
+    from commons_sync.mediawiki.errors import WikiError
+
+    settings = _settings(ctx)
+    if not settings.adapter_on("mediawiki"):
+        raise Failure(t(settings.language, "l'adaptateur wiki est éteint : réglez COMMONS_SYNC_MEDIAWIKI_API_URL, _USERNAME et _PASSWORD"))
+    try:
+        return connect_wiki(settings)
+    except WikiError as error:
+        raise Failure(t(settings.language, "wiki injoignable : {error}", error=type(error).__name__)) from None
+
+
+@wiki_group.command("install")
+@use_service
+def wiki_install(ctx, svc):
+    """Create or update Modèle:Fiche commun, its documentation and Catégorie:Communs."""
+    from commons_sync.mediawiki import install
+
+    edited = install(_wiki(ctx), _lang(ctx))
+    for title in edited:
+        click.echo(title)
+    if not edited:
+        click.echo(t(_lang(ctx), "Le modèle est déjà à jour."), err=True)
+
+
+@wiki_group.command("sync")
+@click.option("--all", "everything", is_flag=True, help="every fiche and results page, not only what changed")
+@use_service
+def wiki_sync_command(ctx, svc, everything):
+    """Bring the fiches and results pages up to date (pending changes, or --all)."""
+    from rich.progress import Progress
+
+    from commons_sync.service import wiki_sync
+    from commons_sync.service.worker import deliver_outbox
+
+    wiki, lang = _wiki(ctx), _lang(ctx)
+    senders = wiki_sync.WikiSenders(svc, lambda: wiki, lang).senders()
+    if everything:
+        total = len(handlers.list_commons(svc))
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task(t(lang, "Fiches"), total=total)
+            counts = wiki_sync.sync_all_fiches(svc, wiki, lang, progress=lambda n: progress.advance(task, n))
+        for round_id in svc.run(lambda uow: [r.id for r in uow.repo.rounds()]):
+            wiki_sync.sync_round_results(svc, wiki, round_id, lang)
+        click.echo(t(lang, "{edited} fiches modifiées sur {pages}.", edited=counts["edited"], pages=counts["pages"]))
+        return
+    sent = failed = 0
+    while True:
+        report = deliver_outbox(svc, senders)
+        sent, failed = sent + report.sent, failed + report.failed
+        if not report.attempted or report.failed:
+            break
+    click.echo(t(lang, "{sent} mises à jour envoyées, {failed} en échec.", sent=sent, failed=failed))
+    if failed:
+        ctx.exit(1)
+
+
 # --- demo -----------------------------------------------------------------------------------------
 
 

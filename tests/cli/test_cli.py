@@ -115,3 +115,25 @@ def test_outdated_database_is_named(monkeypatch, tmp_path):
     assert result.exit_code == 1
     assert "commons-sync db upgrade" in result.stderr
     _engine.cache_clear()
+
+
+def test_wiki_install_and_sync_against_the_real_wiki(cli, monkeypatch, installed, database_url):
+    from commons_sync.mediawiki import Wiki, fiche
+
+    monkeypatch.setenv("COMMONS_SYNC_MEDIAWIKI_API_URL", installed.api_url)
+    monkeypatch.setenv("COMMONS_SYNC_MEDIAWIKI_USERNAME", installed.bot_username)
+    monkeypatch.setenv("COMMONS_SYNC_MEDIAWIKI_PASSWORD", installed.bot_password)
+    result = cli("wiki", "install")
+    assert result.stdout == ""  # already installed by the session: nothing to edit
+    title = f"Fiche CLI {database_url[-12:]}"
+    commons_id = cli("commons", "open", "--title", title, "--round", "tl-2026", "--goal", "800").stdout.strip()
+    assert "mises à jour envoyées, 0 en échec" in cli("wiki", "sync").stdout
+    wiki = Wiki.connect(installed.api_url, installed.bot_username, installed.bot_password)
+    page_title = json.loads(cli("commons", "show", commons_id, "--json").stdout)["wiki_title"]
+    assert fiche.read_fiche(wiki.read_page(page_title).text)["objectif"] == "800"
+    assert "fiches modifiées sur" in cli("wiki", "sync", "--all").stdout
+
+
+def test_wiki_commands_say_when_the_adapter_is_off(cli):
+    result = cli("wiki", "sync", ok=False)
+    assert result.exit_code == 1 and "COMMONS_SYNC_MEDIAWIKI_API_URL" in result.stderr
