@@ -324,8 +324,11 @@ def show_commons(svc: Service, commons_id: int) -> dict:
     return svc.run(use_case)
 
 
+MAX_ID = 2**63 - 1  # ids are 64-bit in every database
+
+
 def _commons(uow: UnitOfWork, commons_id: int) -> Commons:
-    commons = uow.repo.commons(commons_id)
+    commons = uow.repo.commons(commons_id) if 0 < commons_id <= MAX_ID else None
     if commons is None:
         raise NotFound("not_found", what="commons", key=commons_id)
     return commons
@@ -340,7 +343,7 @@ def add_contribution(svc: Service, commons_id: int, amount_cents: int, source: s
     now = svc.clock()
 
     def use_case(uow: UnitOfWork) -> int:
-        round_id = uow.repo.commons_round_id(commons_id)
+        round_id = uow.repo.commons_round_id(commons_id) if 0 < commons_id <= MAX_ID else None
         if round_id is None:
             raise NotFound("not_found", what="commons", key=commons_id)
         round_ = uow.repo.round(round_id, lock=True)
@@ -361,6 +364,8 @@ def mark_payment(svc: Service, kind: str, item_id: int, target: PaymentState) ->
     """Move a pledge or a contribution forward: pledged → invoiced → paid."""
 
     def use_case(uow: UnitOfWork) -> dict:
+        if not 0 < item_id <= MAX_ID:
+            raise NotFound("not_found", what=kind, key=item_id)
         item = uow.repo.pledge(item_id) if kind == "pledge" else uow.repo.contribution(item_id)
         if item is None:
             raise NotFound("not_found", what=kind, key=item_id)
