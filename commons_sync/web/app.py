@@ -11,7 +11,7 @@ MAX_BODY_BYTES = 1024 * 1024  # CONTRACT §3: a webhook body over 1 MiB is answe
 
 def create_app(settings: Settings | None = None, service=None) -> Flask:
     """Create the web service (tests pass their settings and service; `serve` and gunicorn don't)."""
-    from commons_sync.web import api, health, webhooks
+    from commons_sync.web import api, health, staff, webhooks
 
     settings = settings or load_settings()
     if service is None:
@@ -26,5 +26,6 @@ def create_app(settings: Settings | None = None, service=None) -> Flask:
     app.extensions["commons_sync"] = {"settings": settings, "service": service}
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(staff.bp)
     app.register_blueprint(api.bp)
     return app
