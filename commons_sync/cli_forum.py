@@ -59,21 +59,57 @@ def build_forum_client(settings: Settings, svc):
 def build_worker(settings: Settings, svc, forum=None):
     """A `Worker` with the adapters that are on; each one that is off is said once in the log."""
     from commons_sync.service.forum import DeliveryApplier, ForumSettings
+    from commons_sync.service.triage import TriageSenders
     from commons_sync.service.worker import ForumSenders, Worker
 
-    applier, senders = None, {}
+    applier, senders, tasks = None, {}, []
     if settings.adapter_on("discourse"):
         forum = forum or build_forum_client(settings, svc)
         applier = DeliveryApplier(svc, forum, ForumSettings.from_settings(settings))
         senders.update(ForumSenders(svc, forum, settings.discourse_api_username, settings.language,
                                     settings.zone).senders())
     else:
+        forum = None
         log.warning("forum adapter off (COMMONS_SYNC_DISCOURSE_* unset): webhooks are not applied "
                     "and forum posts stay in the outbox")
-    for adapter in ("mediawiki", "imap", "smtp"):
-        if not settings.adapter_on(adapter):
-            log.info("%s adapter off: its work is skipped", adapter)
-    return Worker(svc, applier, senders)
+    if settings.adapter_on("mediawiki"):
+        from commons_sync.bootstrap import connect_wiki
+        from commons_sync.service.wiki_sync import WikiSenders
+
+        senders.update(WikiSenders(svc, lambda: connect_wiki(settings), settings.language).senders())
+    else:
+        log.warning("wiki adapter off (COMMONS_SYNC_MEDIAWIKI_* unset): fiches stay in the outbox")
+    mailer = None
+    if settings.adapter_on("smtp"):
+        from commons_sync.mail.smtp import Mailer
+
+        mailer = Mailer.from_settings(settings)
+    else:
+        log.warning("outgoing mail off (COMMONS_SYNC_SMTP_* unset): mails stay in the outbox")
+    senders.update(TriageSenders(svc, forum, mailer, settings).senders())
+    if settings.adapter_on("imap"):
+        tasks.append(_mailbox_task(settings, svc))
+    else:
+        log.warning("mail intake off (COMMONS_SYNC_IMAP_* unset): the mailbox is not polled")
+    return Worker(svc, applier, senders, tasks=tasks, zone=settings.zone)
+
+
+def _mailbox_task(settings: Settings, svc, every_seconds: float = 30.0):
+    """Poll the mailbox at most every `every_seconds` (and on the first pass)."""
+    import time
+
+    from commons_sync.mail.imap import Mailbox
+    from commons_sync.service.triage import TriageSettings, poll_mailbox
+
+    last = [None]
+
+    def poll_mail() -> None:
+        if last[0] is not None and time.monotonic() - last[0] < every_seconds:
+            return
+        last[0] = time.monotonic()
+        poll_mailbox(svc, Mailbox.from_settings(settings), TriageSettings.from_settings(settings))
+
+    return poll_mail
 
 
 @click.command("serve")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -54,6 +55,7 @@ from commons_sync.discourse.events import (
     PostSnapshot,
     classify,
     parse_delivery,
+    post_snapshot,
 )
 from commons_sync.engine.errors import AmountError, EngineError
 from commons_sync.engine.money import parse_amount
@@ -71,6 +73,7 @@ log = logging.getLogger(__name__)
 # to their own use cases.
 HANDLED_COMMANDS = ("commun", "interesse", "referent", "prochaine-etape")
 OPEN_ROUND = "open"
+TOPIC_MARKER = re.compile(r"<!--\s*commons-sync:commun:(\d+)\s*-->")  # `service.triage.topic_marker`
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,12 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
         verdict = classify(delivery, bot_username)
     except MalformedDelivery as exc:
         return Receipt(400, exc.reason)
+    topic_post = bot_topic_post(delivery, bot_username)
+    if topic_post is not None:
+        # The first post of a topic the service created (an accepted proposal): stored, so the
+        # worker links the topic even when the creating call's answer was lost.
+        verdict = Accepted(event=delivery.event, subject=topic_post, topic_id=topic_post.topic_id,
+                           needs_commons_topic=False)
     if isinstance(verdict, Ignored):
         return Receipt(200, verdict.reason)
     post = verdict.subject if isinstance(verdict.subject, PostSnapshot) else None
@@ -142,6 +151,20 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
         return Receipt(202, "stored" if stored else "already stored", stored)
 
     return svc.run(use_case)
+
+
+def bot_topic_post(delivery: Delivery, bot_username: str) -> PostSnapshot | None:
+    """The bot's first post of a topic it created for a commons (with the triage's marker), or None."""
+    if delivery.event != "post_created" or not isinstance(delivery.payload.get("post"), dict):
+        return None
+    try:
+        post = post_snapshot(delivery.payload["post"])
+    except MalformedDelivery:
+        return None
+    if (post.post_number != 1 or post.username.casefold() != bot_username.casefold()
+            or TOPIC_MARKER.search(post.raw or "") is None):
+        return None
+    return post
 
 
 def topic_is_commons(conn: Connection, topic_id: int | None) -> bool:
@@ -332,6 +355,14 @@ class DeliveryApplier:
             log.error("stored delivery %s is malformed: %s", row.event_id, exc.reason)
             return
         if isinstance(verdict, Ignored):
+            topic_post = bot_topic_post(delivery, self.settings.bot_username)
+            if topic_post is not None:
+                from .triage import link_topic_from_post
+
+                slug = delivery.payload["post"].get("topic_slug")
+                link_topic_from_post(self.svc, topic_post, bot_username=self.settings.bot_username,
+                                     base_url=self.settings.base_url or delivery.instance,
+                                     topic_slug=slug if isinstance(slug, str) else None)
             return
         self.apply_delivery(delivery, verdict)
 

@@ -189,6 +189,45 @@ def pending_rows(svc: Service, kinds: Iterable[str]) -> list:
         .where(o.c.done_at.is_(None), o.c.kind.in_(list(kinds))).order_by(o.c.id)).all())
 
 
+def enqueue_daily_status_refresh(svc: Service, zone: ZoneInfo) -> int:
+    """Queue an edit of every status post not sent yet today (in `zone`), so "days left" stays true.
+
+    Only commons of rounds not closed, whose status post exists; a pending row is left alone.
+    Returns how many edits were queued.
+    """
+    now = _utc(svc.clock())
+    today = now.astimezone(zone).date()
+    c, r, o = tb.commons, tb.rounds, tb.outbox
+
+    def use_case(uow: UnitOfWork) -> int:
+        conn = uow.repo.conn
+        commons = conn.execute(
+            select(c.c.id).select_from(c.join(r, r.c.id == c.c.round_id))
+            .where(c.c.topic_id.is_not(None), c.c.status_post_id.is_not(None), r.c.closed_at.is_(None))
+        ).scalars().all()
+        if not commons:
+            return 0
+        last_sent: dict[str, datetime | None] = {}
+        pending: set[str] = set()
+        for key, done_at in conn.execute(select(o.c.key, o.c.done_at).where(o.c.kind == outbox.STATUS_POST)):
+            if done_at is None:
+                pending.add(key)
+            elif last_sent.get(key) is None or _aware(done_at) > last_sent[key]:
+                last_sent[key] = _aware(done_at)
+        queued = 0
+        for commons_id in commons:
+            key = f"{outbox.STATUS_POST}:{commons_id}"
+            sent = last_sent.get(key)
+            if key in pending or (sent is not None and sent.astimezone(zone).date() >= today):
+                continue
+            uow.repo.enqueue(outbox.STATUS_POST, key, {"commons_id": commons_id}, now=now)
+            queued += 1
+        uow.commit()
+        return queued
+
+    return svc.run(use_case)
+
+
 # --- the forum's outbox kinds ------------------------------------------------------------------------
 
 
@@ -347,11 +386,19 @@ class Worker:
     quiet_seconds: float = 2.0
     max_delay_seconds: float = 10.0
     max_rate_limit_wait: float = 120.0
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Paris"))
+    refresh_every_seconds: float = 60.0
+    _last_refresh: float | None = field(default=None, init=False, repr=False)
 
     def step(self, *, flush: bool) -> tuple[ApplyReport, OutboxReport]:
         """One pass: close due rounds, apply stored deliveries, send what is due."""
         handlers.close_due_rounds(self.svc)
         applied = self.applier.apply_pending() if self.applier is not None else ApplyReport()
+        moment = time.monotonic()
+        if outbox.STATUS_POST in self.senders and (
+                self._last_refresh is None or moment - self._last_refresh >= self.refresh_every_seconds):
+            self._last_refresh = moment
+            enqueue_daily_status_refresh(self.svc, self.zone)
         for task in self.tasks:
             try:
                 task()

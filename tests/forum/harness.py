@@ -93,6 +93,7 @@ class ForumHarness:
         self.worker = build_worker(self.settings, self.svc, self.client)
         self.worker.quiet_seconds = 0.5
         self.worker.max_delay_seconds = 3.0
+        self.worker.refresh_every_seconds = 0.0  # the daily refresh is checked at every pass
         return self
 
     def __exit__(self, *exc) -> None:
