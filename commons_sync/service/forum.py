@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 # to their own use cases.
 HANDLED_COMMANDS = ("commun", "interesse", "referent", "prochaine-etape")
 OPEN_ROUND = "open"
+MAX_ID = 2**63  # ids and versions are stored as 64-bit integers
 TOPIC_MARKER = re.compile(r"<!--\s*commons-sync:commun:(\d+)\s*-->")  # `service.triage.topic_marker`
 
 
@@ -129,10 +130,13 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
         # The first post of a topic the service created (an accepted proposal): stored, so the
         # worker links the topic even when the creating call's answer was lost.
         verdict = Accepted(event=delivery.event, subject=topic_post, topic_id=topic_post.topic_id,
-                           needs_commons_topic=False)
+                           needs_commons_topic=False, opens_commons=True)
     if isinstance(verdict, Ignored):
         return Receipt(200, verdict.reason)
     post = verdict.subject if isinstance(verdict.subject, PostSnapshot) else None
+    numbers = [delivery.event_id, verdict.topic_id, post and post.post_id, post and post.version]
+    if any(number is not None and not 0 <= number < MAX_ID for number in numbers):
+        return Receipt(400, "an id or version is out of range")
     now = _utc(svc.clock())
 
     def use_case(uow: UnitOfWork) -> Receipt:

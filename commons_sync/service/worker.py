@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select, update
 
 from commons_sync.discourse.errors import NotFound as ForumNotFound
-from commons_sync.discourse.errors import RateLimited
+from commons_sync.discourse.errors import PostEnqueued, RateLimited
 from commons_sync.discourse.status_post import (
     MARKER,
     Refusal,
@@ -317,8 +317,7 @@ class ForumSenders:
         """A reply to a post: a refused pledge (reason, balance, amount kept) or a refused command."""
         if "message" in payload:
             text = render_command_reply(payload["message"], self.lang)
-            self.forum.create_post(payload["topic_id"], _mention(payload.get("username")) + text,
-                                   reply_to_post_number=payload["post_number"])
+            self._reply(payload["topic_id"], _mention(payload.get("username")) + text, payload["post_number"])
             return
         target = self._refused_post(payload["post_id"], payload["commons_id"])
         if target is None:
@@ -327,7 +326,14 @@ class ForumSenders:
         text = render_refusal_reply(Refusal(payload["reason"], currency, payload["balance_cents"],
                                             payload["kept_cents"], dict(payload.get("params") or {})),
                                     self.lang)
-        self.forum.create_post(topic_id, _mention(username) + text, reply_to_post_number=post_number)
+        self._reply(topic_id, _mention(username) + text, post_number)
+
+    def _reply(self, topic_id: int, raw: str, post_number: int) -> None:
+        try:
+            self.forum.create_post(topic_id, raw, reply_to_post_number=post_number)
+        except PostEnqueued:
+            # The forum holds it for approval: it exists, sending it again would queue a copy.
+            log.warning("reply in topic %s was queued for approval by the forum", topic_id)
 
     def _refused_post(self, post_id: int, commons_id: int):
         p, c, r = tb.pledges, tb.commons, tb.rounds

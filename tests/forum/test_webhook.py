@@ -168,3 +168,26 @@ def test_stored_count_matches_deliveries(served):
         _send(served, name)
     d = ft.forum_deliveries
     assert served.svc.run(lambda uow: uow.repo.conn.execute(select(func.count()).select_from(d)).scalar()) == 2
+
+
+def test_event_id_beyond_64_bits_is_answered_400(served):
+    headers, body = load("post_created__pledge")
+    headers["X-Discourse-Event-Id"] = str(2**64)
+    assert _post(served, headers, body).status_code == 400
+    assert _stored(served) == []
+
+
+def test_first_post_of_a_topic_the_service_created_is_stored_though_it_is_the_bot_s(served):
+    post = {"id": 9001, "topic_id": 777, "post_number": 1, "username": BOT_USERNAME, "version": 1,
+            "raw": "Proposition reçue par courriel.\n\n<!-- commons-sync:commun:1 -->", "post_type": 1,
+            "topic_archetype": "regular"}
+    body = json.dumps({"post": post}, separators=(",", ":")).encode()
+    headers = {"X-Discourse-Event": "post_created", "X-Discourse-Event-Type": "post",
+               "X-Discourse-Event-Id": "4242", "X-Discourse-Event-Signature": sign(SECRET, body),
+               "Content-Type": "application/json"}
+    assert _post(served, headers, body).status_code == 202
+    assert [r.post_id for r in _stored(served)] == [9001]
+    other = dict(post, id=9002, post_number=2)  # any other post of the bot stays ignored
+    body = json.dumps({"post": other}).encode()
+    headers.update({"X-Discourse-Event-Id": "4243", "X-Discourse-Event-Signature": sign(SECRET, body)})
+    assert _post(served, headers, body).status_code == 200
