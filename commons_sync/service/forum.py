@@ -21,6 +21,7 @@ together stay under COMMONS_SYNC_DISCOURSE_MAX_RPM.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -455,7 +456,8 @@ class DeliveryApplier:
                       instance: str | None) -> None:
         """Carry out `/commun`, `/interesse`, `/referent`, `/prochaine-etape` of a post version
         newer than the last one carried out; refusals become replies to the post."""
-        if not self._newer_than_done(post):
+        digest = _digest(commands)
+        if not self._newer_than_done(post, digest):
             return
         lang = self.settings.language
         replies: list[str] = []
@@ -484,7 +486,7 @@ class DeliveryApplier:
                     else:
                         replies.append(t(lang, "La commande /prochaine-etape attend un texte, par "
                                                "exemple « /prochaine-etape signer le devis »."))
-        self._record_commands(post, info, changes, organisations, replies)
+        self._record_commands(post, digest, info, changes, organisations, replies)
 
     def _may_steer(self, username: str, info: _CommonsInfo) -> bool:
         if info.referent and info.referent.casefold().lstrip("@") == username.casefold():
@@ -534,26 +536,27 @@ class DeliveryApplier:
         log.info("topic %s opened as a commons by %s", post.topic_id, post.username)
         return []
 
-    def _newer_than_done(self, post: PostSnapshot) -> bool:
+    def _newer_than_done(self, post: PostSnapshot, digest: str) -> bool:
         c = ft.forum_post_commands
         done = self.svc.run(lambda uow: uow.repo.conn.execute(
-            select(c.c.version).where(c.c.post_id == post.post_id)).scalar())
-        return done is None or post.version > done
+            select(c.c.version, c.c.digest).where(c.c.post_id == post.post_id)).first())
+        return _is_newer(done, post.version, digest)
 
-    def _record_commands(self, post: PostSnapshot, info: _CommonsInfo | None, changes: dict[str, str],
-                         organisations: list[str], replies: list[str]) -> None:
+    def _record_commands(self, post: PostSnapshot, digest: str, info: _CommonsInfo | None,
+                         changes: dict[str, str], organisations: list[str], replies: list[str]) -> None:
         """In one transaction: the commons' new details, the replies, and the version carried out."""
 
         def use_case(uow: UnitOfWork) -> None:
             conn = uow.repo.conn
             c = ft.forum_post_commands
-            done = conn.execute(select(c.c.version).where(c.c.post_id == post.post_id)).scalar()
-            if done is not None and post.version <= done:
+            done = conn.execute(select(c.c.version, c.c.digest).where(c.c.post_id == post.post_id)).first()
+            if not _is_newer(done, post.version, digest):
                 return  # another worker did it
             if done is None:
-                conn.execute(insert(c).values(post_id=post.post_id, version=post.version))
+                conn.execute(insert(c).values(post_id=post.post_id, version=post.version, digest=digest))
             else:
-                conn.execute(update(c).where(c.c.post_id == post.post_id).values(version=post.version))
+                conn.execute(update(c).where(c.c.post_id == post.post_id)
+                             .values(version=post.version, digest=digest))
             if info is not None and (changes or organisations):
                 commons = uow.repo.commons(info.commons_id)
                 before = (commons.referent, commons.next_steps, commons.organisations)
@@ -569,7 +572,8 @@ class DeliveryApplier:
                 if (commons.referent, commons.next_steps, commons.organisations) != before:
                     outbox.commons_changed(uow.repo, commons.id, commons.round_id)
             for index, message in enumerate(replies):
-                uow.repo.enqueue(outbox.REPLY, f"{outbox.REPLY}:command:{post.post_id}:{post.version}:{index}",
+                key = f"{outbox.REPLY}:command:{post.post_id}:{post.version}:{digest[:12]}:{index}"
+                uow.repo.enqueue(outbox.REPLY, key,
                                  {"topic_id": post.topic_id, "post_number": post.post_number,
                                   "username": post.username, "message": message})
             uow.commit()
@@ -623,6 +627,33 @@ class DeliveryApplier:
             uow.commit()
 
         self.svc.run(use_case)
+
+
+def _digest(commands: list[ForumCommand]) -> str:
+    """A fingerprint of a post's command lines (a quick edit may keep the version)."""
+    text = "\n".join(f"{c.name} {c.argument}" for c in commands if c.name in HANDLED_COMMANDS)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _is_newer(done, version: int, digest: str) -> bool:
+    """Whether a post's commands at `version` (`digest`) are to be carried out after `done`."""
+    if done is None:
+        return True
+    return version > done.version or (version == done.version and digest != done.digest)
+
+
+def forget_applied_deliveries(svc: Service, older_than: timedelta = timedelta(days=30)) -> int:
+    """Delete deliveries applied more than `older_than` ago (their effects are in the ledger)."""
+    d = ft.forum_deliveries
+    limit = _utc(svc.clock()) - older_than
+
+    def use_case(uow: UnitOfWork) -> int:
+        count = uow.repo.conn.execute(delete(d).where(d.c.applied_at.is_not(None),
+                                                      d.c.applied_at < limit)).rowcount
+        uow.commit()
+        return count
+
+    return svc.run(use_case)
 
 
 # --- reconcile -------------------------------------------------------------------------------------

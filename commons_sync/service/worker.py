@@ -41,7 +41,7 @@ from commons_sync.engine.model import Status
 from commons_sync.storage import tables as tb
 
 from . import handlers, outbox
-from .forum import ApplyReport, DeliveryApplier
+from .forum import ApplyReport, DeliveryApplier, forget_applied_deliveries
 from .handlers import Service
 from .unit_of_work import UnitOfWork
 
@@ -405,6 +405,7 @@ class Worker:
                 self._last_refresh is None or moment - self._last_refresh >= self.refresh_every_seconds):
             self._last_refresh = moment
             enqueue_daily_status_refresh(self.svc, self.zone)
+            forget_applied_deliveries(self.svc)
         for task in self.tasks:
             try:
                 task()

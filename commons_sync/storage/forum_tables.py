@@ -79,11 +79,13 @@ forum_locks = Table(
 )
 
 # The highest version of each post whose non-pledge commands were applied (`/interesse`…), so an
-# older version arriving late never overrides a newer one.
+# older version arriving late never overrides a newer one; `digest` of its command lines tells a
+# quick edit that kept the version (Discourse's grace period) from a repeat.
 forum_post_commands = Table(
     "forum_post_commands", metadata,
     Column("post_id", BigInteger, primary_key=True),
     Column("version", Integer, nullable=False),
+    Column("digest", String(64), nullable=False, server_default=""),
 )
 
 LOCK_NAMES = ("api", "inbox")

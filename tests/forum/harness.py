@@ -65,8 +65,10 @@ class ServedApp:
 class ForumHarness:
     """Everything one scenario needs, started in `__enter__` and stopped in `__exit__`."""
 
-    def __init__(self, database_url: str, *, max_rpm: int = 600, double_rpm: int = 600) -> None:
+    def __init__(self, database_url: str, *, max_rpm: int = 600, double_rpm: int = 600,
+                 **double_options) -> None:
         self.database_url = database_url
+        self.double_options = double_options
         self.max_rpm = max_rpm
         self.double_rpm = double_rpm
         self.clock = OffsetClock()
@@ -82,7 +84,7 @@ class ForumHarness:
         self.app = ServedApp(create_app(self.settings, self.svc))
         self.forum = RunningDouble(DoubleConfig(webhook_url=self.app.url + "/webhooks/discourse",
                                                 webhook_secret=SECRET, api_rpm=self.double_rpm,
-                                                retry_delays=(0.2, 0.5, 1.0)))
+                                                retry_delays=(0.2, 0.5, 1.0), **self.double_options))
         self.forum.start()
         self.settings = self.settings.model_copy(update={
             "discourse_url": self.forum.url, "discourse_api_key": self.forum.api_key,

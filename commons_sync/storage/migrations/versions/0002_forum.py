@@ -72,6 +72,7 @@ def upgrade() -> None:
         'forum_post_commands',
         sa.Column('post_id', sa.BigInteger(), nullable=False),
         sa.Column('version', sa.Integer(), nullable=False),
+        sa.Column('digest', sa.String(length=64), server_default='', nullable=False),
         sa.PrimaryKeyConstraint('post_id', name=op.f('pk_forum_post_commands')),
     )
 
