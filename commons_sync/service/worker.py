@@ -272,14 +272,14 @@ class ForumSenders:
                 log.warning("status post %s of topic %s is gone; posting it again", post_id, topic_id)
         found = self.find_status_post(topic_id)
         if found is None:
-            created = self.forum.create_post(topic_id, raw)
-            post_id = created.post_id
+            post_id = self.forum.create_post(topic_id, raw).post_id
         else:
             post_id = found.post_id
             if (found.raw or "").strip() != raw.strip():
                 self.forum.update_post(post_id, raw)
-        self._remember_status_post(payload["commons_id"], post_id)
         self.forum.lock_post(post_id, True)
+        # A crash before this line leaves the post unrecorded: the next attempt finds it by its marker.
+        self._remember_status_post(payload["commons_id"], post_id)
 
     def find_status_post(self, topic_id: int):
         """The bot's post holding the marker in the topic, if any (read before creating one)."""

@@ -199,3 +199,44 @@ def test_burst_of_pledges_makes_few_status_edits_under_the_api_ceiling(sqlite_ur
         assert "**500 €** collectés" in status["raw"] and "10 cofinanceurs" in status["raw"]
         edits = status["version"] - 1
         assert 1 <= edits <= 20  # 100 pledges, a handful of edits
+
+
+def test_status_post_is_created_once_when_the_worker_process_is_killed_before_recording_it(forum, tmp_path):
+    """A real `worker --once` process killed while it locks the post it has just created."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .harness import SECRET
+
+    topic = forum.admin.create_topic("alice", "Mutualiser une licence de comptabilité",
+                                     "Proposition : une licence partagée entre les lieux.")["topic_id"]
+    forum.post("claire", topic, "Validé par le conseil.\n\n/commun objectif=1340")
+    assert forum.admin.wait_for_webhooks(timeout=30)
+    forum.admin.fail_next("/posts/", method="PUT", mode="hang", hang_seconds=60)  # the lock call hangs
+    env = dict(os.environ, COMMONS_SYNC_DATABASE_URL=forum.database_url,
+               COMMONS_SYNC_DISCOURSE_URL=forum.forum.url, COMMONS_SYNC_DISCOURSE_API_KEY=forum.forum.api_key,
+               COMMONS_SYNC_DISCOURSE_API_USERNAME=forum.forum.api_username,
+               COMMONS_SYNC_DISCOURSE_WEBHOOK_SECRET=SECRET, COMMONS_SYNC_DISCOURSE_MAX_RPM="600")
+    script = "from commons_sync.cli_forum import worker; worker(['--once'])"
+    process = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not forum.status_posts(topic) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(forum.status_posts(topic)) == 1
+        time.sleep(0.2)
+        assert process.poll() is None  # still waiting for the lock answer
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    forum.admin.clear_failures()
+    assert _status_post_id(forum, topic) is None
+    forum.clock.advance(minutes=10)  # the killed worker's claims expire
+    forum.worker.run_once()
+    [status] = forum.status_posts(topic)
+    assert _status_post_id(forum, topic) == status["id"]
+    assert status["locked"] is True
