@@ -518,5 +518,16 @@ def _money(value, currency: str, lang: str) -> str:
     return format_money(round(value * 100), currency, lang)
 
 
+def _register_adapter_commands() -> None:
+    """The forum, triage and mail commands live in their own modules; they join the group here."""
+    from commons_sync import cli_forum, cli_triage
+
+    for command in (cli_forum.serve, cli_forum.worker, cli_forum.reconcile, cli_triage.triage,
+                    cli_triage.mail):
+        main.add_command(command)
+
+
+_register_adapter_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()
