@@ -16,6 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from commons_sync.discourse import signature
 from commons_sync.service.forum import receive_delivery
 from commons_sync.service.unit_of_work import DatabaseUnavailable
+from commons_sync.web.health import count_webhook
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ bp = Blueprint("webhooks", __name__)
 
 
 def _answer(status: int, message: str):
+    count_webhook(status)
     return jsonify({"status": status, "message": message}), status
 
 

@@ -191,3 +191,18 @@ def test_first_post_of_a_topic_the_service_created_is_stored_though_it_is_the_bo
     body = json.dumps({"post": other}).encode()
     headers.update({"X-Discourse-Event-Id": "4243", "X-Discourse-Event-Signature": sign(SECRET, body)})
     assert _post(served, headers, body).status_code == 200
+
+
+def test_metrics_show_pending_deliveries_outbox_and_webhook_answers(served):
+    _send(served, "post_created__pledge")
+    _send(served, "ping")
+    answer = requests.get(served.url + "/metrics", timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    text = answer.text
+    assert "commons_sync_webhook_deliveries_pending 1.0" in text
+    assert 'commons_sync_webhook_requests_total{status="202"} 1.0' in text
+    assert 'commons_sync_webhook_requests_total{status="200"} 1.0' in text
+    assert 'commons_sync_outbox_pending{kind="status_post"} 1.0' in text
+    assert 'commons_sync_commons{status="en financement"} 1.0' in text
+    assert "commons_sync_database_up 1.0" in text
