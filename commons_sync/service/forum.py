@@ -200,6 +200,8 @@ class ForumReader:
 
     def get_topic(self, topic_id: int, include_raw: bool = False): ...
 
+    def get_post(self, post_id: int): ...
+
 
 class Membership:
     """Group memberships of forum users, read from `GET /u/{username}.json` and cached in the database.
@@ -385,6 +387,11 @@ class DeliveryApplier:
             self._apply_deletion(subject, "destroyed")
         elif verdict.event == "post_recovered":
             self._apply_deletion(subject, "recovered")
+            # The recovered post as it is now: an edit whose delivery was missed counts too. Its
+            # text is re-read from the forum when the delivery did not carry it.
+            current = subject if subject.raw is not None else self.forum.get_post(subject.post_id)
+            if not current.is_deleted:
+                self.apply_snapshot(current)
 
     # -- posts --------------------------------------------------------------------------------
 

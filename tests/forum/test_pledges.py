@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from commons_sync.discourse.status_post import MARKER
 from commons_sync.service import handlers
 
@@ -190,3 +192,22 @@ def test_pledge_posted_before_the_commons_opened_is_no_pledge(forum):
     assert (commons["pledged"], commons["cofunder_names"]) == (30, ["chloe"])
     assert forum.replies_to(topic, late["post_number"]) == []
     assert early["post_number"] < late["post_number"]
+
+
+def test_recovery_applies_the_post_as_it_is_now_when_its_edit_was_missed(forum):
+    topic = forum.commons_topic()
+    post = forum.pledge("chloe", topic, "40")
+    forum.settle()
+    forum.admin.delete_post("claire", post["id"])
+    forum.settle()
+    # The service is briefly misconfigured: the edit's deliveries and their retries all get 401.
+    extension = forum.app.server.app.extensions["commons_sync"]
+    good = extension["settings"]
+    extension["settings"] = good.model_copy(update={"discourse_webhook_secret": SecretStr("another-secret-xyz")})
+    forum.admin.edit_post("claire", post["id"], "Je soutiens ce commun avec plaisir.\n\n/soutien 55")
+    assert forum.admin.wait_for_webhooks(timeout=30)
+    extension["settings"] = good
+    assert [d["status"] for d in forum.admin.webhook_log()["deliveries"][-4:]] == [401] * 4
+    forum.admin.recover_post("claire", post["id"])
+    forum.settle()
+    assert forum.commons(topic)["pledged"] == 55
