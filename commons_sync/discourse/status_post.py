@@ -106,7 +106,8 @@ def render_status_post(figures: StatusFigures, lang: str, now: datetime,
     closes_local = figures.closes_at.astimezone(zone) if figures.closes_at and zone else figures.closes_at
     text = _render("status_post.md.j2", lang,
                    f=figures, money=money, bar=progress_bar(figures.percent),
-                   percent=figures.percent, names=names, cofunders=len(names),
+                   percent=figures.percent, percent_text=_percent(figures.percent, lang),
+                   colon=_colon(lang), names=names, cofunders=len(names),
                    status=status_label(figures.status, lang),
                    days=None if figures.round_closed else days_left(figures.closes_at, now),
                    closes_on=closes_local.strftime("%d/%m/%Y" if lang == "fr" else "%Y-%m-%d")
@@ -147,6 +148,15 @@ def render_round_results(round_name: str, sections: list[tuple[str, list]], curr
     return _render("round_results.md.j2", lang, round_name=round_name,
                    sections=[(titles[key], lines) for key, lines in sections],
                    money=_money(currency, lang)).strip() + "\n"
+
+
+def _colon(lang: str) -> str:
+    """French typography puts a space before a colon; English does not."""
+    return " :" if lang == "fr" else ":"
+
+
+def _percent(value: int, lang: str) -> str:
+    return f"{value} %" if lang == "fr" else f"{value}%"
 
 
 def _room(figures: StatusFigures) -> int | None:

@@ -66,7 +66,8 @@ class ForumHarness:
     """Everything one scenario needs, started in `__enter__` and stopped in `__exit__`."""
 
     def __init__(self, database_url: str, *, max_rpm: int = 600, double_rpm: int = 600,
-                 **double_options) -> None:
+                 language: str = "fr", **double_options) -> None:
+        self.language = language
         self.database_url = database_url
         self.double_options = double_options
         self.max_rpm = max_rpm
@@ -80,7 +81,8 @@ class ForumHarness:
         self.settings = load_settings(
             database_url=self.database_url, discourse_url="http://127.0.0.1:9",
             discourse_api_key="x" * 64, discourse_api_username="commons-bot",
-            discourse_webhook_secret=SECRET, discourse_max_rpm=self.max_rpm, language="fr")
+            discourse_webhook_secret=SECRET, discourse_max_rpm=self.max_rpm,
+            language=self.language)
         self.app = ServedApp(create_app(self.settings, self.svc))
         self.forum = RunningDouble(DoubleConfig(webhook_url=self.app.url + "/webhooks/discourse",
                                                 webhook_secret=SECRET, api_rpm=self.double_rpm,
