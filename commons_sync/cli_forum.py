@@ -7,7 +7,9 @@ context holds the settings). Run alone, they read the settings themselves.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 
 import click
 
@@ -135,6 +137,7 @@ def worker(ctx: click.Context, once: bool) -> None:
     """Apply stored deliveries in the order received, send the outbox, close due rounds."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = _settings(ctx)
     runner = build_worker(settings, _service(settings))
     if once:
@@ -143,8 +146,11 @@ def worker(ctx: click.Context, once: bool) -> None:
                                         "{pending} en attente.", applied=summary.applied,
                      sent=summary.sent, pending=summary.pending), err=True)
         return
+    stop = threading.Event()
+    # SIGTERM (systemd, docker stop) ends the loop between two passes, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        runner.run_forever()
+        runner.run_forever(stop)
     except KeyboardInterrupt:
         pass
 
