@@ -324,10 +324,14 @@ def show_submission(svc: Service, submission_id: int, lang: str = "fr") -> dict:
         commons_rows = conn.execute(select(c.c.id, c.c.title)).all()
         others = conn.execute(select(s.c.id, s.c.reference, s.c.subject, s.c.body)
                               .where(s.c.status != SPAM)).all()
-        commons = None
+        commons = topic_problem = None
         if row.commons_id is not None:
             commons = conn.execute(select(c.c.id, c.c.title, c.c.topic_id, c.c.discussion_url,
                                           c.c.wiki_title).where(c.c.id == row.commons_id)).first()
+            o = tb.outbox
+            topic_problem = conn.execute(select(o.c.last_error).where(
+                o.c.key == f"{CREATE_TOPIC}:{row.commons_id}", o.c.done_at.is_(None),
+                o.c.last_error.is_not(None))).scalar()
         return {
             "id": row.id, "reference": row.reference, "status": row.status,
             "received_at": _iso(row.received_at, svc.zone), "sent_at": _iso(row.sent_at, svc.zone),
@@ -342,6 +346,7 @@ def show_submission(svc: Service, submission_id: int, lang: str = "fr") -> dict:
                              "too_large": bool(att.too_large)} for att in attachments],
             "raw": bytes(row.raw).decode("utf-8", errors="replace"),
             "commons": dict(commons._mapping) if commons is not None else None,
+            "topic_problem": topic_problem,  # why the forum topic is not created yet, if it failed
             "decision_reason": row.decision_reason, "decided_by": row.decided_by,
             "decided_at": _iso(row.decided_at, svc.zone),
             "possible_duplicates": (_duplicates(row, commons_rows, others) if row.status == QUEUED else []),
@@ -408,7 +413,8 @@ def topic_text(commons_id: int, reference: str, body: str, referent: str | None,
     intro = (t(lang, "Proposition reçue par e-mail (référence {reference}), portée par {referent}.",
                reference=reference, referent=referent) if referent
              else t(lang, "Proposition reçue par e-mail (référence {reference}).", reference=reference))
-    text = redact_addresses(body, lang).strip() or t(lang, "(sans texte)")
+    # No address, and no HTML comment: a sender's text must never carry one of the service's markers.
+    text = redact_addresses(body, lang).replace("<!--", "&lt;!--").strip() or t(lang, "(sans texte)")
     return f"{intro}\n\n{text}\n\n{topic_marker(commons_id)}\n"
 
 

@@ -69,7 +69,7 @@ def test_likely_duplicates_of_commons_and_submissions_are_suggested(harness):
 def test_accept_creates_topic_status_post_fiche_and_mails_the_link(wiki_harness):
     harness = wiki_harness
     title = unique_title("Presse à cidre mobile")
-    item = received(harness, title, BODY)
+    item = received(harness, title, BODY + "\nCopié d'un forum : <!-- commons-sync:statut -->\n")
 
     accepted = cli(harness, "accept", str(item["id"]), "--goal", "1340", "--max", "1 500")
     harness.settle()
@@ -83,6 +83,7 @@ def test_accept_creates_topic_status_post_fiche_and_mails_the_link(wiki_harness)
     assert "presse à cidre mobile" in first["raw"]
     assert f"<!-- commons-sync:commun:{commons_id} -->" in first["raw"]
     assert not EMAIL.search(first["raw"]), first["raw"]
+    assert MARKER not in first["raw"]  # a sender's text never carries the service's markers
     status_posts = [harness.admin.post(pid) for pid in topic.post_ids]
     assert [p for p in status_posts if MARKER in (p["raw"] or "")], "status post missing"
     commons = handlers.show_commons(harness.svc, commons_id)
@@ -185,12 +186,14 @@ def test_forum_down_during_accept_records_it_and_the_rest_follows_once_back(harn
     commons_id = int(accepted.stdout)
     assert harness.topics_in_category() == []
     assert handlers.show_commons(harness.svc, commons_id)["topic_id"] is None
-    assert triage.show_submission(harness.svc, item["id"])["status"] == "accepted"
+    shown = triage.show_submission(harness.svc, item["id"])
+    assert shown["status"] == "accepted" and "503" in shown["topic_problem"]
     for _ in range(4):  # the forum is back; the row waits out its backoff
         harness.clock.advance(minutes=5)
         harness.settle()
     [topic] = harness.topics_in_category()
     assert handlers.show_commons(harness.svc, commons_id)["topic_id"] == topic.id
+    assert triage.show_submission(harness.svc, item["id"])["topic_problem"] is None
     assert any(m.message["Subject"].startswith("Proposition acceptée")
                for m in harness.mails_to("renee@cretes.example"))
 
