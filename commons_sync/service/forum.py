@@ -30,12 +30,14 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from commons_sync import texts
+from commons_sync.discourse.client import ForumUser, TopicView
 from commons_sync.discourse.commands import (
     ForumCommand,
     extract_commands,
@@ -193,14 +195,14 @@ def pending_delivery_count(svc: Service) -> int:
 # --- the forum the worker reads ------------------------------------------------------------------
 
 
-class ForumReader:
+class ForumReader(Protocol):
     """The few reads the apply step needs (a `DiscourseClient` is one)."""
 
-    def get_user(self, username: str): ...
+    def get_user(self, username: str) -> ForumUser: ...
 
-    def get_topic(self, topic_id: int, include_raw: bool = False): ...
+    def get_topic(self, topic_id: int, include_raw: bool = False) -> TopicView: ...
 
-    def get_post(self, post_id: int): ...
+    def get_post(self, post_id: int) -> PostSnapshot: ...
 
 
 class Membership:

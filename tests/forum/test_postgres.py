@@ -53,3 +53,44 @@ def test_database_rate_limiter_on_postgresql(postgres_url):
     assert len(sleeps) == 2
     assert sleeps[0] == pytest.approx(60 - 1.5)
     engine.dispose()
+
+
+def test_two_workers_at_once_apply_each_delivery_once_and_make_one_status_post(postgres_url):
+    import threading
+
+    from commons_sync.cli_forum import build_forum_client, build_worker
+
+    with ForumHarness(postgres_url) as forum:
+        forum.people()
+        forum.round()
+        topic = forum.admin.create_topic("alice", "Mutualiser une licence de comptabilité",
+                                         "Proposition : une licence partagée entre les lieux.")["topic_id"]
+        second_client = build_forum_client(forum.settings, forum.svc)
+        workers = [forum.worker, build_worker(forum.settings, forum.svc, second_client)]
+        for worker in workers:
+            worker.quiet_seconds, worker.max_delay_seconds = 0.2, 1.0
+        stop = threading.Event()
+        threads = [threading.Thread(target=w.run_forever, kwargs={"stop": stop, "poll_seconds": 0.05})
+                   for w in workers]
+        for thread in threads:
+            thread.start()
+        try:
+            forum.post("claire", topic, "Validé par le conseil.\n\n/commun objectif=1000")
+            refused = []
+            for index in range(6):
+                for member in ("alice", "bruno", "chloe"):
+                    forum.pledge(member, topic, "10")
+                refused.append(forum.pledge("zoe", topic, str(index + 1)))
+            assert forum.admin.wait_for_webhooks(timeout=60)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=60)
+            second_client.close()
+        forum.worker.run_once()
+        commons = forum.commons(topic)
+        assert (commons["pledged"], commons["cofunders"]) == (180, 3)
+        assert len(forum.status_posts(topic)) == 1
+        assert "**180 €** collectés" in forum.status_post(topic)["raw"]
+        for post in refused:
+            assert len(forum.replies_to(topic, post["post_number"])) == 1
