@@ -184,6 +184,21 @@ def triage_merge(ctx: click.Context, submission_id: int, commons_id: int) -> Non
     _run(ctx, lambda svc, settings: merge(svc, submission_id, commons_id))
 
 
+@triage.command("retry-topic")
+@click.argument("submission_id", type=int)
+@click.pass_context
+def triage_retry_topic(ctx: click.Context, submission_id: int) -> None:
+    """After checking the forum has no topic for this accepted submission, create it again.
+
+    Only for a creation whose answer was lost and whose topic never got linked.
+    """
+    from commons_sync.service.triage import retry_topic_creation
+
+    if not _run(ctx, lambda svc, settings: retry_topic_creation(svc, submission_id)):
+        raise Failure(t(_settings(ctx).language, "il n'y a pas de création de sujet à relancer pour "
+                                                 "la proposition {id}", id=submission_id))
+
+
 @triage.command("spam")
 @click.argument("submission_id", type=int)
 @click.pass_context

@@ -325,6 +325,7 @@ def show_submission(svc: Service, submission_id: int, lang: str = "fr") -> dict:
         others = conn.execute(select(s.c.id, s.c.reference, s.c.subject, s.c.body)
                               .where(s.c.status != SPAM)).all()
         commons = topic_problem = None
+        topic_uncertain = False
         if row.commons_id is not None:
             commons = conn.execute(select(c.c.id, c.c.title, c.c.topic_id, c.c.discussion_url,
                                           c.c.wiki_title).where(c.c.id == row.commons_id)).first()
@@ -332,6 +333,10 @@ def show_submission(svc: Service, submission_id: int, lang: str = "fr") -> dict:
             topic_problem = conn.execute(select(o.c.last_error).where(
                 o.c.key == f"{CREATE_TOPIC}:{row.commons_id}", o.c.done_at.is_(None),
                 o.c.last_error.is_not(None))).scalar()
+            r = tt.topic_requests
+            topic_uncertain = conn.execute(select(r.c.commons_id).where(
+                r.c.commons_id == row.commons_id, r.c.topic_id.is_(None),
+                r.c.attempt_started_at.is_not(None))).scalar() is not None
         return {
             "id": row.id, "reference": row.reference, "status": row.status,
             "received_at": _iso(row.received_at, svc.zone), "sent_at": _iso(row.sent_at, svc.zone),
@@ -347,6 +352,7 @@ def show_submission(svc: Service, submission_id: int, lang: str = "fr") -> dict:
             "raw": bytes(row.raw).decode("utf-8", errors="replace"),
             "commons": dict(commons._mapping) if commons is not None else None,
             "topic_problem": topic_problem,  # why the forum topic is not created yet, if it failed
+            "topic_uncertain": topic_uncertain,  # an attempt may have reached the forum: staff check
             "decision_reason": row.decision_reason, "decided_by": row.decided_by,
             "decided_at": _iso(row.decided_at, svc.zone),
             "possible_duplicates": (_duplicates(row, commons_rows, others) if row.status == QUEUED else []),
@@ -450,10 +456,14 @@ def accept(svc: Service, submission_id: int, acceptance: Acceptance,
                                  .strip(), settings.lang)
         if not title:
             raise TriageRefused("title_required")
-        referent = acceptance.referent if acceptance.referent is not None else row.sender_name
-        referent = (referent or "").strip() or None
-        if referent and EMAIL_PATTERN.search(referent):
-            raise TriageRefused("referent_is_address")
+        if acceptance.referent is not None:
+            referent = acceptance.referent.strip() or None
+            if referent and EMAIL_PATTERN.search(referent):
+                raise TriageRefused("referent_is_address")
+        else:  # the sender's display name, unless it is itself an address
+            referent = (row.sender_name or "").strip() or None
+            if referent and EMAIL_PATTERN.search(referent):
+                referent = None
         round_ = _open_round(uow, acceptance.round_slug, now)
         commons = rules.new_commons(round_, title, acceptance.goal_cents, acceptance.cap_cents, now,
                                     referent=referent)
@@ -572,6 +582,38 @@ def link_topic(svc: Service, commons_id: int, topic_id: int, post_number: int = 
         if submission_id is not None:
             uow.repo.enqueue(MAIL, f"{MAIL}:accepted:{submission_id}",
                              {"mail": "accepted", "submission_id": submission_id}, now=now)
+        uow.commit()
+        return True
+
+    return svc.run(use_case)
+
+
+def retry_topic_creation(svc: Service, submission_id: int) -> bool:
+    """Let the sender create the topic again after staff checked that the forum has none.
+
+    For an attempt whose answer was lost and whose topic never got linked (no webhook came):
+    only a person looking at the forum can tell that nothing was created. Returns whether there
+    was such an attempt to clear.
+    """
+    now = svc.clock()
+    r, s, o = tt.topic_requests, tt.submissions, tb.outbox
+
+    def use_case(uow: UnitOfWork) -> bool:
+        conn = uow.repo.conn
+        commons_id = conn.execute(select(s.c.commons_id).where(
+            s.c.id == submission_id, s.c.status == ACCEPTED)).scalar()
+        if commons_id is None:
+            _submission_row(conn, submission_id)  # NotFound when there is no such submission
+            return False
+        cleared = conn.execute(update(r).where(
+            r.c.commons_id == commons_id, r.c.topic_id.is_(None), r.c.attempt_started_at.is_not(None))
+            .values(attempt_started_at=None)).rowcount
+        if not cleared:
+            return False
+        key = f"{CREATE_TOPIC}:{commons_id}"
+        if not conn.execute(update(o).where(o.c.key == key, o.c.done_at.is_(None)).values(
+                not_before=now, attempts=0)).rowcount:
+            uow.repo.enqueue(CREATE_TOPIC, key, {"commons_id": commons_id}, now=now)
         uow.commit()
         return True
 
@@ -735,5 +777,6 @@ __all__ = [
     "ADAPTER_OF", "Acceptance", "CREATE_TOPIC", "MAIL", "SqlMailboxStore", "TopicCreationUncertain",
     "TriageRefused", "TriageSenders", "TriageSettings", "accept", "attachment_data", "commons_notes",
     "discussion_url", "link_topic", "link_topic_from_post", "list_submissions", "mark_spam", "merge",
-    "poll_mailbox", "redact_addresses", "reject", "show_submission", "topic_marker",
+    "poll_mailbox", "redact_addresses", "reject", "retry_topic_creation", "show_submission",
+    "topic_marker",
 ]

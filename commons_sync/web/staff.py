@@ -360,6 +360,14 @@ def merge(submission_id: int):
                    t(g.lang, "Proposition fusionnée dans le commun n° {id}.", id=into))
 
 
+@bp.post("/triage/<int:submission_id>/retry-topic")
+@staff_required
+def retry_topic(submission_id: int):
+    return _decide(submission_id, lambda: triage.retry_topic_creation(_svc(), submission_id),
+                   lambda retried: t(g.lang, "Le sujet du forum sera créé.") if retried
+                   else t(g.lang, "Il n'y a pas de création de sujet à relancer."))
+
+
 @bp.post("/triage/<int:submission_id>/spam")
 @staff_required
 def spam(submission_id: int):

@@ -244,6 +244,46 @@ def test_worker_killed_after_creating_the_topic_never_makes_a_second_one(harness
                 if m.message["Subject"].startswith("Proposition acceptée")]) == 1
 
 
+class _DiesBeforeSending:
+    """The forum client of a worker killed after recording its attempt, before the request left."""
+
+    def create_topic(self, title, raw, category):
+        raise KeyboardInterrupt("worker killed")
+
+
+def test_staff_retry_creates_the_topic_when_a_lost_attempt_created_none(harness):
+    item = received(harness, "Presse à cidre mobile", BODY)
+    commons_id = int(cli(harness, "accept", str(item["id"]), "--goal", "800").stdout)
+    with pytest.raises(KeyboardInterrupt):
+        TriageSenders(harness.svc, _DiesBeforeSending(), harness.mailer,
+                      harness.settings).send_create_topic({"commons_id": commons_id})
+    harness.clock.advance(minutes=5)
+    harness.settle()
+    assert harness.topics_in_category() == []
+    assert triage.show_submission(harness.svc, item["id"])["topic_uncertain"]
+
+    retried = cli(harness, "retry-topic", str(item["id"]))
+    harness.clock.advance(minutes=5)
+    harness.settle()
+
+    assert retried.exit_code == 0, retried.output
+    [topic] = harness.topics_in_category()
+    assert handlers.show_commons(harness.svc, commons_id)["topic_id"] == topic.id
+    assert not triage.show_submission(harness.svc, item["id"])["topic_uncertain"]
+    again = cli(harness, "retry-topic", str(item["id"]))
+    assert again.exit_code == 1 and "pas de création de sujet à relancer" in again.stderr
+
+
+def test_a_sender_whose_name_is_an_address_is_not_the_default_referent(harness):
+    item = received(harness, "Presse à cidre mobile partagée", BODY,
+                    sender="renee@cretes.example <renee@cretes.example>")
+
+    accepted = cli(harness, "accept", str(item["id"]))
+
+    assert accepted.exit_code == 0, accepted.output
+    assert handlers.show_commons(harness.svc, int(accepted.stdout))["referent"] is None
+
+
 def test_a_post_that_is_not_the_bots_first_post_links_nothing(harness):
     item = received(harness, "Presse à cidre mobile", BODY)
     commons_id = int(cli(harness, "accept", str(item["id"]), "--goal", "800").stdout)
