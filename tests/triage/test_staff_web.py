@@ -152,3 +152,19 @@ def test_the_session_cookie_is_secure_behind_tls(harness):
 
     assert behind_proxy.status_code == 302
     assert "Secure" in behind_proxy.headers["Set-Cookie"]
+
+
+def test_pages_follow_the_chosen_language(harness):
+    harness.deliver(proposal("", BODY))
+    harness.poll()
+    client = harness.app.server.app.test_client()
+    with client.session_transaction() as session:
+        session["staff"] = {"username": "claire", "name": "Claire Dubois"}
+
+    french = client.get("/staff/triage").get_data(as_text=True)
+    english = client.get("/staff/triage?lang=en").get_data(as_text=True)
+    still_english = client.get("/staff/triage").get_data(as_text=True)
+
+    assert '<html lang="fr">' in french and "(sans objet)" in french
+    assert '<html lang="en">' in english and "(no subject)" in english
+    assert "(no subject)" in still_english
