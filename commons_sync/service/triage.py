@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from rapidfuzz import fuzz, utils
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from commons_sync.engine import events as ev
 from commons_sync.engine import rules
-from commons_sync.engine.errors import InvalidOperation, NotFound
+from commons_sync.engine.errors import NotFound
 from commons_sync.i18n import t
 from commons_sync.mail.messages import (
     ParsedMessage,
