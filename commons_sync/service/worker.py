@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from datetime import time as dt_time
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, or_, select, update
@@ -196,7 +197,7 @@ def enqueue_daily_status_refresh(svc: Service, zone: ZoneInfo) -> int:
     Returns how many edits were queued.
     """
     now = _utc(svc.clock())
-    today = now.astimezone(zone).date()
+    today_start = datetime.combine(now.astimezone(zone).date(), dt_time.min, tzinfo=zone)
     c, r, o = tb.commons, tb.rounds, tb.outbox
 
     def use_case(uow: UnitOfWork) -> int:
@@ -207,21 +208,15 @@ def enqueue_daily_status_refresh(svc: Service, zone: ZoneInfo) -> int:
         ).scalars().all()
         if not commons:
             return 0
-        last_sent: dict[str, datetime | None] = {}
-        pending: set[str] = set()
-        for key, done_at in conn.execute(select(o.c.key, o.c.done_at).where(o.c.kind == outbox.STATUS_POST)):
-            if done_at is None:
-                pending.add(key)
-            elif last_sent.get(key) is None or _aware(done_at) > last_sent[key]:
-                last_sent[key] = _aware(done_at)
+        recent = set(conn.execute(select(o.c.key).where(
+            o.c.kind == outbox.STATUS_POST,
+            or_(o.c.done_at.is_(None), o.c.done_at >= _utc(today_start)))).scalars())
         queued = 0
         for commons_id in commons:
             key = f"{outbox.STATUS_POST}:{commons_id}"
-            sent = last_sent.get(key)
-            if key in pending or (sent is not None and sent.astimezone(zone).date() >= today):
-                continue
-            uow.repo.enqueue(outbox.STATUS_POST, key, {"commons_id": commons_id}, now=now)
-            queued += 1
+            if key not in recent:
+                uow.repo.enqueue(outbox.STATUS_POST, key, {"commons_id": commons_id}, now=now)
+                queued += 1
         uow.commit()
         return queued
 
