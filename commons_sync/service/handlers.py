@@ -189,13 +189,13 @@ def close_round(svc: Service, slug: str) -> Results:
         if round_.closed_at is not None:
             raise InvalidOperation("round_already_closed", round=slug)
         commons_list = uow.repo.commons_of_round(round_.id)
-        names = uow.repo.cofunder_names([c.id for c in commons_list])
+        counts = uow.repo.cofunder_counts(round_.id)
         released = []
         for commons in commons_list:
             closing = rules.decide_closing(round_, commons)
             if commons.status not in (Status.IDEA, Status.CANCELLED, Status.DONE):
                 commons.closed_raised_cents = commons.raised_cents
-                commons.closed_cofunders = len(names.get(commons.id, []))
+                commons.closed_cofunders = counts.get(commons.id, 0)
             if closing.status != commons.status:
                 commons.status = closing.status
                 commons.figures_changed_at = now
@@ -210,7 +210,7 @@ def close_round(svc: Service, slug: str) -> Results:
         uow.collect([ev.FiguresChanged(c.id, round_.id) for c in commons_list])
         uow.collect([ev.RoundClosed(round_.id)])
         uow.commit()
-        return _results(uow, round_)
+        return _results(uow, round_, commons_list)
 
     return svc.run(use_case)
 
@@ -232,14 +232,15 @@ def results(svc: Service, slug: str) -> Results:
     return svc.run(lambda uow: _results(uow, _round(uow, slug)))
 
 
-def _results(uow: UnitOfWork, round_: Round) -> Results:
-    commons_list = uow.repo.commons_of_round(round_.id)
-    names = uow.repo.cofunder_names([c.id for c in commons_list])
+def _results(uow: UnitOfWork, round_: Round, commons_list: list[Commons] | None = None) -> Results:
+    if commons_list is None:
+        commons_list = uow.repo.commons_of_round(round_.id)
+    counts = uow.repo.cofunder_counts(round_.id)
     lines = []
     for c in commons_list:
         at_close = c.status is Status.UNFUNDED and c.closed_raised_cents is not None
         raised = c.closed_raised_cents if at_close else c.raised_cents
-        count = c.closed_cofunders if at_close else len(names.get(c.id, []))
+        count = c.closed_cofunders if at_close else counts.get(c.id, 0)
         lines.append(ResultLine(c.id, c.title, c.status, None if c.status is Status.IDEA else raised,
                                 None if c.status is Status.IDEA else count, c.wiki_title, c.topic_id))
     return round_results(lines)

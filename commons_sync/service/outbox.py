@@ -27,25 +27,43 @@ ADAPTER_OF = {
 }
 
 
+def _commons_rows(commons_id: int, round_id: int) -> list[tuple[str, str, dict]]:
+    return [(STATUS_POST, f"{STATUS_POST}:{commons_id}", {"commons_id": commons_id}),
+            (WIKI_FICHE, f"{WIKI_FICHE}:{commons_id}", {"commons_id": commons_id}),
+            (WIKI_RESULTS, f"{WIKI_RESULTS}:{round_id}", {"round_id": round_id})]
+
+
 def commons_changed(repo, commons_id: int, round_id: int) -> None:
-    repo.enqueue(STATUS_POST, f"{STATUS_POST}:{commons_id}", {"commons_id": commons_id})
-    repo.enqueue(WIKI_FICHE, f"{WIKI_FICHE}:{commons_id}", {"commons_id": commons_id})
-    repo.enqueue(WIKI_RESULTS, f"{WIKI_RESULTS}:{round_id}", {"round_id": round_id})
+    """The commons' status post, fiche and its round's results page must follow."""
+    repo.enqueue_many(_commons_rows(commons_id, round_id))
 
 
-def record(repo, events) -> None:
-    """Write the outbox rows that `events` call for."""
+def rows_for(events) -> list[tuple[str, str, dict]]:
+    """The outbox rows that `events` call for, one per key (the last payload wins)."""
+    rows: dict[str, tuple[str, str, dict]] = {}
+
+    def add(kind: str, key: str, payload: dict) -> None:
+        rows.pop(key, None)
+        rows[key] = (kind, key, payload)
+
     for event in events:
         if isinstance(event, (ev.FiguresChanged, ev.CommonsOpened, ev.PledgesReleased)):
-            commons_changed(repo, event.commons_id, event.round_id)
+            for row in _commons_rows(event.commons_id, event.round_id):
+                add(*row)
         elif isinstance(event, ev.PledgeRefused) and event.post_id > 0:
-            repo.enqueue(REPLY, f"{REPLY}:refused:{event.post_id}:{event.version}", {
+            add(REPLY, f"{REPLY}:refused:{event.post_id}:{event.version}", {
                 "post_id": event.post_id, "commons_id": event.commons_id, "reason": event.reason,
                 "params": {k: v for k, v in event.params.items() if isinstance(v, (int, str))},
                 "balance_cents": event.balance_cents, "kept_cents": event.kept_cents,
             })
         elif isinstance(event, ev.CommonsFunded):
-            repo.enqueue(FUNDED_NOTICE, f"{FUNDED_NOTICE}:{event.commons_id}", {"commons_id": event.commons_id})
+            add(FUNDED_NOTICE, f"{FUNDED_NOTICE}:{event.commons_id}", {"commons_id": event.commons_id})
         elif isinstance(event, ev.RoundClosed):
-            repo.enqueue(ROUND_RESULTS_POST, f"{ROUND_RESULTS_POST}:{event.round_id}", {"round_id": event.round_id})
-            repo.enqueue(WIKI_RESULTS, f"{WIKI_RESULTS}:{event.round_id}", {"round_id": event.round_id})
+            add(ROUND_RESULTS_POST, f"{ROUND_RESULTS_POST}:{event.round_id}", {"round_id": event.round_id})
+            add(WIKI_RESULTS, f"{WIKI_RESULTS}:{event.round_id}", {"round_id": event.round_id})
+    return list(rows.values())
+
+
+def record(repo, events) -> None:
+    """Write the outbox rows that `events` call for, in one round trip."""
+    repo.enqueue_many(rows_for(events))

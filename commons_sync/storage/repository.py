@@ -292,17 +292,31 @@ class Repository:
 
     # -- cofunders -------------------------------------------------------------------------------
 
-    def cofunder_names(self, commons_ids: Iterable[int] | None = None) -> dict[int, list[str]]:
-        """Distinct members with a live pledge or a contribution, per commons, sorted by name."""
+    def _cofunder_pairs(self, commons_ids: list[int] | None):
         p, k = t.pledges, t.contributions
         pledged = select(p.c.commons_id, p.c.username).where(p.c.state == PledgeState.LIVE.value,
                                                              p.c.amount_cents > 0)
         contributed = select(k.c.commons_id, k.c.username).where(k.c.username.is_not(None))
         if commons_ids is not None:
-            ids = list(commons_ids)
-            pledged = pledged.where(p.c.commons_id.in_(ids))
-            contributed = contributed.where(k.c.commons_id.in_(ids))
-        union = pledged.union(contributed).subquery()
+            pledged = pledged.where(p.c.commons_id.in_(commons_ids))
+            contributed = contributed.where(k.c.commons_id.in_(commons_ids))
+        return pledged.union(contributed).subquery()
+
+    def cofunder_counts(self, round_id: int) -> dict[int, int]:
+        """Number of distinct cofunders per commons of a round, counted by the database."""
+        p, k, c = t.pledges, t.contributions, t.commons
+        in_round = select(c.c.id).where(c.c.round_id == round_id)
+        pledged = select(p.c.commons_id, p.c.username).where(
+            p.c.round_id == round_id, p.c.state == PledgeState.LIVE.value, p.c.amount_cents > 0)
+        contributed = select(k.c.commons_id, k.c.username).where(
+            k.c.commons_id.in_(in_round), k.c.username.is_not(None))
+        pairs = pledged.union(contributed).subquery()
+        query = select(pairs.c.commons_id, func.count()).group_by(pairs.c.commons_id)
+        return dict(self.conn.execute(query).all())
+
+    def cofunder_names(self, commons_ids: Iterable[int] | None = None) -> dict[int, list[str]]:
+        """Distinct members with a live pledge or a contribution, per commons, sorted by name."""
+        union = self._cofunder_pairs(None if commons_ids is None else list(commons_ids))
         names: dict[int, list[str]] = {}
         for commons_id, username in self.conn.execute(
                 select(union.c.commons_id, union.c.username).order_by(union.c.commons_id, union.c.username)):
@@ -340,6 +354,14 @@ class Repository:
                                                        matched_cents=0, updated_at=now))
 
     # -- outbox ----------------------------------------------------------------------------------
+
+    def enqueue_many(self, rows: list[tuple[str, str, dict]]) -> None:
+        """Several `enqueue`s in one round trip (a round's close touches every commons)."""
+        now = self.clock()
+        if rows:
+            self.conn.execute(_upsert_outbox(self.conn.dialect.name), [dict(
+                kind=kind, key=key, payload=json.dumps(payload or {}, sort_keys=True), created_at=now,
+                updated_at=now, not_before=now) for kind, key, payload in rows])
 
     def enqueue(self, kind: str, key: str, payload: dict | None = None, *, now: datetime | None = None,
                 delay_seconds: float = 0) -> None:
