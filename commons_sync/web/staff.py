@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import io
 import logging
 import secrets
 from datetime import timedelta
@@ -31,6 +32,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     session,
     url_for,
 )
@@ -297,8 +299,9 @@ def attachment(submission_id: int, index: int):
         abort(404)
     if data is None:
         abort(404)
-    response = Response(data, mimetype="application/octet-stream")
-    response.headers.set("Content-Disposition", "attachment", filename=filename or f"piece-{index}")
+    # send_file writes the name as RFC 6266 asks (an ASCII fallback and `filename*` in UTF-8).
+    response = send_file(io.BytesIO(data), mimetype="application/octet-stream", as_attachment=True,
+                         download_name=filename or f"piece-{index}", max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

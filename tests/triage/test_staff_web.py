@@ -168,3 +168,22 @@ def test_pages_follow_the_chosen_language(harness):
     assert '<html lang="fr">' in french and "(sans objet)" in french
     assert '<html lang="en">' in english and "(no subject)" in english
     assert "(no subject)" in still_english
+
+
+def test_an_attachment_is_always_a_download(harness):
+    harness.deliver(eml("proposition_multipart_fr"))
+    harness.poll()
+    [item] = triage.list_submissions(harness.svc)
+    client = harness.app.server.app.test_client()
+    anonymous = client.get(f"/staff/triage/{item['id']}/attachments/0")
+    with client.session_transaction() as session:
+        session["staff"] = {"username": "claire", "name": "Claire Dubois"}
+
+    answer = client.get(f"/staff/triage/{item['id']}/attachments/0")
+
+    assert anonymous.status_code == 302 and "/staff/login" in anonymous.headers["Location"]
+    assert answer.status_code == 200 and answer.data.startswith(b"%PDF")
+    assert answer.mimetype == "application/octet-stream"
+    assert answer.headers["Content-Disposition"].startswith("attachment;")
+    assert "Tiers-lieu%20des%20Cr%C3%AAtes.pdf" in answer.headers["Content-Disposition"]
+    assert client.get(f"/staff/triage/{item['id']}/attachments/5").status_code == 404
