@@ -503,13 +503,14 @@ def wiki_sync_command(ctx, svc, everything):
 
 
 @main.command("demo")
+@click.option("--no-wiki", is_flag=True, help="run without MediaWiki (where PHP cannot be installed)")
 @click.option("--exit-after-replay", is_flag=True, help="stop after the replay (for scripts and tests)")
 @click.pass_context
-def demo(ctx, exit_after_replay):
-    """Replay the network's 2018 experiment and show its results."""
+def demo(ctx, no_wiki, exit_after_replay):
+    """Replay the network's 2018 experiment on a local forum, wiki and service; stay up until Ctrl-C."""
     from commons_sync.demo import run_demo
 
-    run_demo(_settings(ctx), out)
+    run_demo(_settings(ctx), out, with_wiki=not no_wiki, exit_after_replay=exit_after_replay)
 
 
 def _money(value, currency: str, lang: str) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import timedelta
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
@@ -11,7 +14,6 @@ from commons_sync.config import Settings
 from commons_sync.engine.errors import InvalidOperation
 from commons_sync.i18n import t
 from commons_sync.service import handlers
-from commons_sync.storage.database import make_engine, upgrade
 
 from . import movilab
 
@@ -45,18 +47,63 @@ def replay(svc: handlers.Service, data: dict | None = None, *, slug: str = ROUND
     return ids
 
 
-def run_demo(settings: Settings, console: Console) -> None:
-    lang = settings.language
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    svc = handlers.Service(engine)
-    if any(r["slug"] == ROUND_SLUG for r in handlers.list_rounds(svc)):
-        console.print(t(lang, "La campagne de démonstration existe déjà dans cette base : résultats actuels."), style="dim")
-    else:
-        with Progress(console=Console(stderr=True), transient=True) as progress:
-            replay(svc, progress=progress)
-    from commons_sync.cli import render_results
+def run_demo(settings: Settings, console: Console, *, with_wiki: bool = True,
+             exit_after_replay: bool = False, database_path: Path | None = None) -> "DemoStack":
+    """Start the whole stack, replay 2018 through the forum, print where to look, wait for Ctrl-C."""
+    from .stack import DemoStack, wiki_available
 
-    round_info = handlers.show_round(svc, ROUND_SLUG)
+    lang = settings.language
+    err = Console(stderr=True)
+    logging.getLogger("commons_sync").setLevel(logging.ERROR)  # the demo says itself what is off
+    if with_wiki and not wiki_available():
+        err.print(t(lang, "MediaWiki et PHP ne sont pas installés : la démonstration tourne sans wiki "
+                          "(installez-les avec « bash scripts/setup.sh », ou passez --no-wiki)."), style="yellow")
+        with_wiki = False
+    elif not with_wiki:
+        err.print(t(lang, "Sans wiki (--no-wiki) : les fiches et la page de résultats ne sont pas publiées."),
+                  style="yellow")
+    database_path = database_path or Path("commons-sync-demo.db").resolve()
+    with DemoStack(database_path, lang=lang, with_wiki=with_wiki) as stack:
+        with Progress(console=err, transient=True) as progress:
+            start = progress.add_task(t(lang, "Démarrage (forum, wiki, service)"), total=None)
+            tasks = {}
+
+            def advance(kind: str, done: int, total: int) -> None:
+                progress.update(start, visible=False)
+                if kind not in tasks:
+                    label = {"topics": t(lang, "Sujets et communs"), "pledges": t(lang, "Promesses postées")}[kind]
+                    tasks[kind] = progress.add_task(label, total=total)
+                progress.update(tasks[kind], completed=done)
+
+            stack.replay(progress=advance)
+        _print_where_to_look(stack, console, lang)
+        if exit_after_replay:
+            return stack
+        stack.run_worker_in_background()
+        console.print(t(lang, "La démonstration tourne ; Ctrl-C pour l'arrêter."))
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            console.print(t(lang, "Arrêt…"))
+    return stack
+
+
+def _print_where_to_look(stack, console: Console, lang: str) -> None:
+    from commons_sync.cli import render_results
+    from commons_sync.service.wiki_sync import results_title
+
+    round_info = handlers.show_round(stack.svc, ROUND_SLUG)
     console.print(f"[bold]{round_info['name']}[/bold]")
-    console.print(render_results(handlers.results(svc, ROUND_SLUG), round_info["currency"], lang), end="")
+    console.print(render_results(handlers.results(stack.svc, ROUND_SLUG), round_info["currency"], lang), end="")
+    console.print(f"[bold]{t(lang, 'Où regarder')}[/bold]")
+    console.print(f"  {t(lang, 'Forum (double de Discourse)')} : {stack.forum.url}/")
+    for topic in stack.topics:
+        console.print(f"    {stack.forum.url}/t/{topic.topic_id}  {topic.title}")
+    if stack.wiki is not None:
+        round_ = stack.svc.run(lambda uow: uow.repo.round_by_slug(ROUND_SLUG))
+        console.print(f"  {t(lang, 'Page de résultats du wiki')} : {stack.wiki_page_url(results_title(round_))}")
+        console.print(f"  {t(lang, 'Fiches communs')} : {stack.wiki_page_url('Catégorie:Communs')}")
+    console.print(f"  {t(lang, 'Tri des propositions (équipe)')} : {stack.app.url}/staff/triage "
+                  f"({t(lang, 'connexion en tant que')} « animation »)")
+    console.print(f"  {t(lang, 'API publique')} : {stack.app.url}/api/v1/rounds/{ROUND_SLUG}")
+    console.print(f"  {t(lang, 'Base de données')} : {stack.database_path}")
