@@ -19,8 +19,8 @@ KEYWORDS = {"t": (2,), "tn": (2, 3), "CommandSyntaxError": (1,), "_": None, "get
 
 def source_messages() -> set[str]:
     found = set()
-    method_map = [("commons_sync/**.py", "python"), ("templates/**.j2", "jinja2")]
-    options = {"templates/**.j2": {"extensions": "jinja2.ext.i18n"}}
+    method_map = [("commons_sync/**.py", "python"), ("templates/**.j2", "jinja2"), ("templates/**.html", "jinja2")]
+    options = {pattern: {"extensions": "jinja2.ext.i18n"} for pattern in ("templates/**.j2", "templates/**.html")}
     for _file, _line, message, _comments, _context in extract_from_dir(
             str(ROOT), method_map, options, keywords=KEYWORDS):
         found.add(message if isinstance(message, str) else message[0])
