@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from datetime import time as dt_time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 
 from commons_sync.discourse.errors import NotFound as ForumNotFound
 from commons_sync.discourse.errors import PostEnqueued, RateLimited

@@ -7,13 +7,12 @@ import threading
 import pytest
 from sqlalchemy import select
 
-from commons_sync.discourse.errors import RateLimited
 from commons_sync.service import outbox
 from commons_sync.service.forum import DatabaseRateLimiter, pending_delivery_count
 from commons_sync.service.worker import ForumSenders, deliver_outbox, pending_rows
 from commons_sync.storage import tables as tb
 
-from .harness import GROUP, ForumHarness
+from .harness import ForumHarness
 
 
 class Interrupted(BaseException):
