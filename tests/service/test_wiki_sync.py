@@ -72,6 +72,7 @@ def test_sync_all_reads_fifty_pages_a_query_and_edits_only_what_changed(sqlite_s
 
 def test_the_2018_results_page_has_the_published_lines(sqlite_service, wiki):
     data = movilab.load()
+    data["round"]["name"] += f" (test {next(_rounds)})"  # the session's wiki is shared by every test
     replay(sqlite_service, data, slug="cobudget-2018-wiki")
     rid = sqlite_service.run(lambda uow: uow.repo.round_by_slug("cobudget-2018-wiki").id)
     wiki_sync.sync_all_fiches(sqlite_service, wiki)
