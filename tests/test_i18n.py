@@ -38,9 +38,14 @@ def test_every_message_has_an_english_translation():
     assert missing == [], "run scripts/i18n.sh and translate: " + repr(missing[:10])
 
 
+def _hashable(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
 def test_compiled_catalog_matches_its_source():
-    compiled = {m.id: m.string for m in read_mo(MO.open("rb")) if m.id}
-    source = {m.id: m.string for m in read_po(PO.open("rb")) if m.id and m.string and not m.fuzzy}
+    compiled = {_hashable(m.id): _hashable(m.string) for m in read_mo(MO.open("rb")) if m.id}
+    source = {_hashable(m.id): _hashable(m.string) for m in read_po(PO.open("rb"))
+              if m.id and m.string and not m.fuzzy}
     assert compiled == source, "run scripts/i18n.sh to compile the catalog"
 
 

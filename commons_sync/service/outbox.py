@@ -16,15 +16,6 @@ REPLY = "reply"
 FUNDED_NOTICE = "funded_notice"
 ROUND_RESULTS_POST = "round_results_post"
 
-# Which adapter delivers each kind; the worker skips the kinds of adapters that are off.
-ADAPTER_OF = {
-    STATUS_POST: "discourse",
-    REPLY: "discourse",
-    FUNDED_NOTICE: "discourse",
-    ROUND_RESULTS_POST: "discourse",
-    WIKI_FICHE: "mediawiki",
-    WIKI_RESULTS: "mediawiki",
-}
 
 
 def _commons_rows(commons_id: int, round_id: int) -> list[tuple[str, str, dict]]:

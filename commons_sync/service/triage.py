@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 
 CREATE_TOPIC = "create_topic"
 MAIL = "mail"
-ADAPTER_OF = {CREATE_TOPIC: "discourse", MAIL: "smtp"}
 
 QUEUED, ACCEPTED, REJECTED, MERGED, SPAM = tt.SUBMISSION_STATUSES
 MARKER_PATTERN = re.compile(r"<!--\s*commons-sync:commun:(\d+)\s*-->")
@@ -774,7 +773,7 @@ def forget_expired_nonces(conn, now: datetime, max_age: timedelta) -> None:
 
 
 __all__ = [
-    "ADAPTER_OF", "Acceptance", "CREATE_TOPIC", "MAIL", "SqlMailboxStore", "TopicCreationUncertain",
+    "Acceptance", "CREATE_TOPIC", "MAIL", "SqlMailboxStore", "TopicCreationUncertain",
     "TriageRefused", "TriageSenders", "TriageSettings", "accept", "attachment_data", "commons_notes",
     "discussion_url", "link_topic", "link_topic_from_post", "list_submissions", "mark_spam", "merge",
     "poll_mailbox", "redact_addresses", "reject", "retry_topic_creation", "show_submission",

@@ -155,7 +155,6 @@ def upgrade() -> None:
     sa.Column('payment', sa.String(length=16), server_default='pledged', nullable=False),
     sa.Column('post_number', sa.Integer(), nullable=True),
     sa.Column('matching_eligible', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
-    sa.Column('accepted_seq', sa.BigInteger(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['commons_id'], ['commons.id'], name=op.f('fk_pledges_commons_id_commons')),
