@@ -81,7 +81,7 @@ class OutboxReport:
 
 
 def deliver_outbox(svc: Service, senders: Mapping[str, Sender], *, flush: bool = True,
-                   quiet_seconds: float = 2.0, max_delay_seconds: float = 10.0,
+                   quiet_seconds: float = 1.0, max_delay_seconds: float = 10.0,
                    lease_seconds: float = 300.0, limit: int = 200) -> OutboxReport:
     """Send the due outbox rows of the kinds in `senders`, oldest first."""
     report = OutboxReport()
@@ -384,7 +384,7 @@ class Worker:
     applier: DeliveryApplier | None
     senders: dict[str, Sender]
     tasks: list[Callable[[], object]] = field(default_factory=list)
-    quiet_seconds: float = 2.0
+    quiet_seconds: float = 1.0
     max_delay_seconds: float = 10.0
     max_rate_limit_wait: float = 120.0
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Paris"))
