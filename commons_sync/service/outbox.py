@@ -16,6 +16,9 @@ REPLY = "reply"
 FUNDED_NOTICE = "funded_notice"
 ROUND_RESULTS_POST = "round_results_post"
 
+# Kinds that show a state: a burst of changes waits for a quiet moment and makes one edit.
+SETTLING_KINDS = frozenset({STATUS_POST, WIKI_FICHE, WIKI_RESULTS})
+
 
 
 def _commons_rows(commons_id: int, round_id: int) -> list[tuple[str, str, dict]]:

@@ -93,7 +93,7 @@ def deliver_outbox(svc: Service, senders: Mapping[str, Sender], *, flush: bool =
                or_(o.c.claimed_until.is_(None), o.c.claimed_until < now))
         .order_by(o.c.id).limit(limit)).all())
     for row in rows:
-        if not flush and row.kind == outbox.STATUS_POST:
+        if not flush and row.kind in outbox.SETTLING_KINDS:
             updated, created = _aware(row.updated_at), _aware(row.created_at)
             if (updated > now - timedelta(seconds=quiet_seconds)
                     and created > now - timedelta(seconds=max_delay_seconds)):
