@@ -3,7 +3,7 @@
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from commons_sync.storage import forum_tables, ops_tables, triage_tables  # noqa: F401 - their tables join metadata
+from commons_sync.storage import forum_tables, lifecycle_tables, ops_tables, triage_tables  # noqa: F401 - their tables join metadata
 from commons_sync.storage.database import make_engine, upgrade
 from commons_sync.storage.tables import metadata
 

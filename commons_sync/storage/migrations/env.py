@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from commons_sync.storage import forum_tables, ops_tables, triage_tables  # noqa: F401 - their tables join `metadata`
+from commons_sync.storage import forum_tables, lifecycle_tables, ops_tables, triage_tables  # noqa: F401 - their tables join `metadata`
 from commons_sync.storage.tables import metadata
 
 config = context.config
