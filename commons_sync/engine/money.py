@@ -40,7 +40,10 @@ def parse_amount(text: str) -> int:
     match = _NUMBER.fullmatch(cleaned)
     if not match:
         raise AmountError("amount_malformed", text=text.strip())
-    units = int(match["int"].replace(" ", ""))
+    digits = match["int"].replace(" ", "").lstrip("0")
+    if len(digits) > len(str(MAX_CENTS)):  # before int(): Python refuses over 4,300 digits
+        raise AmountError("amount_too_large", text=text.strip())
+    units = int(digits or "0")
     frac = match["frac"] or ""
     if frac and len(frac) == 3 and " " not in match["int"]:
         raise AmountError("amount_ambiguous", text=text.strip())
