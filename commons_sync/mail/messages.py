@@ -221,8 +221,20 @@ def _address(message: Message, name: str) -> tuple[str | None, str | None]:
     address = address.strip() if address else ""
     if "@" not in address or address.startswith("@") or address.endswith("@") or " " in address:
         address = ""
+    if address and not _usable_address(address):
+        address = ""
     display = _SPACES.sub(" ", _unescape(display or "")).strip()
     return (display or None), (address or None)
+
+
+def _usable_address(address: str) -> bool:
+    """Whether an answer can be addressed to it: undecodable bytes or control characters in an
+    address make the outgoing `To:` header fail, so such a sender is no sender."""
+    try:
+        Address(addr_spec=address)
+    except Exception:  # noqa: BLE001 - any defect the header registry raises
+        return False
+    return address.isprintable()
 
 
 def _sender(message: Message) -> tuple[str | None, str | None]:
