@@ -451,10 +451,22 @@ def replace_results_block(page_text: str, block: str) -> str:
     marker is left alone, so no text a person wrote is ever removed.
     """
     wrapped = f"{RESULTS_START}\n{block}\n{RESULTS_END}"
-    start = page_text.find(RESULTS_START)
-    end = page_text.find(RESULTS_END, start + len(RESULTS_START)) if start >= 0 else -1
+    start, end = _own_block(page_text)
     if start >= 0 and end >= 0:
         return page_text[:start] + wrapped + page_text[end + len(RESULTS_END):]
     if not page_text.strip():
         return wrapped + "\n"
     return page_text.rstrip("\n") + "\n\n" + wrapped + "\n"
+
+
+def _own_block(page_text: str) -> tuple[int, int]:
+    """(start, end) of the service's block: the first end marker with a start marker before it,
+    and the start marker nearest to it. A lone start marker a person left earlier on the page is
+    not the block's start, or the text between it and the block would be replaced."""
+    search_from = 0
+    while (end := page_text.find(RESULTS_END, search_from)) >= 0:
+        start = page_text.rfind(RESULTS_START, search_from, end)
+        if start >= 0:
+            return start, end
+        search_from = end + len(RESULTS_END)
+    return -1, -1
