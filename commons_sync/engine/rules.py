@@ -393,3 +393,41 @@ def _entry(kind: EntryKind, amount: int, round_: Round, *, account: MemberAccoun
                  commons_id=commons.id if commons else None,
                  username=(account.username if account else (pledge.username if pledge and kind is EntryKind.PLEDGE else None)),
                  pledge_post_id=pledge.post_id if pledge else None, note=note, at=at)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cancel and redirect
+
+
+CANCELLABLE = (Status.IDEA, Status.FUNDING, Status.FUNDED, Status.PARTIAL, Status.UNFUNDED)
+
+
+def cancel_commons(commons: Commons, round_: Round, pledges: list[Pledge],
+                   accounts: dict[str, MemberAccount], now: datetime, note: str) -> Outcome:
+    """Cancel a commons: status `annulé`, each live pledge released by reversing entries.
+
+    `accounts` maps usernames to their accounts in the round (members whose money comes back).
+    Contributions stay recorded (staff settle them with whoever paid). Nothing is deleted.
+    """
+    if commons.status not in CANCELLABLE:
+        raise InvalidOperation("commons_not_open", status=commons.status.value)
+    out = Outcome()
+    for pledge in pledges:
+        out.entries.extend(release_pledge(pledge, round_, commons, accounts.get(pledge.username),
+                                          now, note))
+    commons.status = Status.CANCELLED
+    commons.figures_changed_at = now
+    out.events.append(events.PledgesReleased(commons.id, round_.id))
+    out.events.append(events.FiguresChanged(commons.id, round_.id))
+    return out
+
+
+def transfer_pledge(ctx: PledgeContext, amount_cents: int) -> Outcome:
+    """Pledge to another commons what a cancelled one gave back to a member who agreed to move it.
+
+    The same rules as a pledge post (round open, member, the target accepting, its cap, the
+    member's balance): raises `PledgeRefused` and changes nothing when one is broken.
+    """
+    check_pledge_change(ctx, amount_cents)
+    ctx.pledge.kept_version = ctx.pledge.version
+    return _set_amount(ctx, amount_cents)

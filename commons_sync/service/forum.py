@@ -72,9 +72,10 @@ from .unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-# Commands this module carries out; the others (`/annuler`, `/transferer`, `/rappels`) are left
-# to their own use cases.
+# Commands this module carries out; `/annuler`, `/transferer`, `/rappels` are dispatched to
+# `service.lifecycle_forum`.
 HANDLED_COMMANDS = ("commun", "interesse", "referent", "prochaine-etape")
+LIFECYCLE_COMMANDS = ("annuler", "transferer", "rappels")  # `service.lifecycle_forum`
 OPEN_ROUND = "open"
 MAX_ID = 2**63  # ids and versions are stored as 64-bit integers
 TOPIC_MARKER = re.compile(r"<!--\s*commons-sync:commun:(\d+)\s*-->")  # `service.triage.topic_marker`
@@ -404,6 +405,10 @@ class DeliveryApplier:
         # A deleted post's pledge line is still read: the engine keeps it for a recovery.
         if not post.is_deleted and any(command.name in HANDLED_COMMANDS for command in commands):
             self._run_commands(post, commands, payload or {}, instance)
+        if not post.is_deleted and any(command.name in LIFECYCLE_COMMANDS for command in commands):
+            from .lifecycle_forum import run_lifecycle_commands  # `/annuler`, `/transferer`, `/rappels`
+
+            run_lifecycle_commands(self, post, commands)
         info = _commons_info(self.svc, post.topic_id)
         if info is None:
             return
