@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 
 import click
@@ -48,18 +47,33 @@ def _service(settings: Settings):
         raise Failure(t(settings.language, "la base de données est injoignable")) from None
 
 
+def _logging(settings: Settings) -> None:
+    """Run alone (not through `commons-sync`), a command configures logging itself."""
+    from commons_sync import logs
+
+    if not logs.configured():
+        logs.configure_logging(settings=settings)
+
+
 def build_forum_client(settings: Settings, svc):
     """The forum client of this process, under the rate limit shared through the database."""
     from commons_sync.discourse.client import DiscourseClient
     from commons_sync.service.forum import DatabaseRateLimiter
 
+    from commons_sync.service import ops
+
     limiter = DatabaseRateLimiter(svc.engine, settings.discourse_max_rpm)
-    return DiscourseClient(settings.discourse_url, settings.discourse_api_key,
-                           settings.discourse_api_username, limiter=limiter)
+    client = DiscourseClient(settings.discourse_url, settings.discourse_api_key,
+                             settings.discourse_api_username, limiter=limiter)
+    # Answers counted per status (API calls, 429s) into the counters every process shares.
+    ops.count_http_calls(getattr(getattr(client, "_api", None), "_session", None), "forum",
+                         ops.counters(svc.engine))
+    return client
 
 
 def build_worker(settings: Settings, svc, forum=None):
     """A `Worker` with the adapters that are on; each one that is off is said once in the log."""
+    from commons_sync.service import ops
     from commons_sync.service.forum import DeliveryApplier, ForumSettings
     from commons_sync.service.triage import TriageSenders
     from commons_sync.service.worker import ForumSenders, Worker
@@ -78,7 +92,13 @@ def build_worker(settings: Settings, svc, forum=None):
         from commons_sync.bootstrap import connect_wiki
         from commons_sync.service.wiki_sync import WikiSenders
 
-        senders.update(WikiSenders(svc, lambda: connect_wiki(settings), settings.language).senders())
+        def wiki():
+            connected = connect_wiki(settings)
+            ops.count_http_calls(getattr(getattr(connected, "site", None), "connection", None), "wiki",
+                                 ops.counters(svc.engine))
+            return connected
+
+        senders.update(WikiSenders(svc, wiki, settings.language).senders())
     else:
         log.warning("wiki adapter off (COMMONS_SYNC_MEDIAWIKI_* unset): fiches stay in the outbox")
     mailer = None
@@ -93,6 +113,9 @@ def build_worker(settings: Settings, svc, forum=None):
         tasks.append(_mailbox_task(settings, svc))
     else:
         log.warning("mail intake off (COMMONS_SYNC_IMAP_* unset): the mailbox is not polled")
+    # The heartbeat (and the flush of this process's counters) runs at every pass.
+    tasks.append(ops.Heartbeat(svc, ops.counters(svc.engine)))
+    senders = ops.instrument_senders(svc, senders, ops.counters(svc.engine))
     return Worker(svc, applier, senders, tasks=tasks, zone=settings.zone)
 
 
@@ -135,10 +158,8 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @click.pass_context
 def worker(ctx: click.Context, once: bool) -> None:
     """Apply stored deliveries in the order received, send the outbox, close due rounds."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = _settings(ctx)
+    _logging(settings)
     runner = build_worker(settings, _service(settings))
     if once:
         summary = runner.run_once()
