@@ -84,6 +84,13 @@ def build_worker(settings: Settings, svc, forum=None):
         applier = DeliveryApplier(svc, forum, ForumSettings.from_settings(settings))
         senders.update(ForumSenders(svc, forum, settings.discourse_api_username, settings.language,
                                     settings.zone).senders())
+        # Reminders, cancel notices; the funded thanks and round results, once each (issue 8).
+        from commons_sync.service.lifecycle_forum import LifecycleSenders
+        from commons_sync.service.reminders import ReminderTask
+
+        senders.update(LifecycleSenders(svc, forum, settings.language, settings.zone,
+                                        settings.mediawiki_api_url).senders())
+        tasks.append(ReminderTask(svc, forum, settings.discourse_max_rpm))
     else:
         forum = None
         log.warning("forum adapter off (COMMONS_SYNC_DISCOURSE_* unset): webhooks are not applied "
