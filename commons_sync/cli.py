@@ -526,6 +526,10 @@ def _register_adapter_commands() -> None:
     for command in (cli_forum.serve, cli_forum.worker, cli_forum.reconcile, cli_triage.triage,
                     cli_triage.mail):
         main.add_command(command)
+    from commons_sync import cli_lifecycle  # `round remind`, `commons cancel` (issue 8)
+
+    round_group.add_command(cli_lifecycle.round_remind)
+    commons_group.add_command(cli_lifecycle.commons_cancel)
 
 
 _register_adapter_commands()
