@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from commons_sync import texts
+from commons_sync import logs, texts
 from commons_sync.bootstrap import SchemaOutdated, build_service
 from commons_sync.config import Settings, SettingsError, load_settings
 from commons_sync.engine.errors import EngineError, InvalidOperation
@@ -93,14 +93,26 @@ def emit_json(data) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+LONG_RUNNING = ("serve", "worker", "demo")  # their INFO lines are the service's journal
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-format", type=click.Choice(logs.FORMATS), envvar=logs.ENV_FORMAT,
+              help="text (default) or json: one JSON object a line [COMMONS_SYNC_LOG_FORMAT]")
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+              envvar=logs.ENV_LEVEL,
+              help="default INFO for serve, worker and demo, WARNING otherwise [COMMONS_SYNC_LOG_LEVEL]")
 @click.pass_context
-def main(ctx: click.Context) -> None:
+def main(ctx: click.Context, log_format: str | None, log_level: str | None) -> None:
     """commons-sync : cofinancer des communs là où le réseau parle déjà (Discourse, MediaWiki, e-mail)."""
     try:
         ctx.obj = {"settings": load_settings()}
     except SettingsError as error:
         raise Failure(str(error)) from None
+    # The one place logging is configured for every command (secrets redacted from every line).
+    logs.configure_logging(log_format or "text",
+                           log_level or ("INFO" if ctx.invoked_subcommand in LONG_RUNNING else "WARNING"),
+                           settings=ctx.obj["settings"])
 
 
 @main.group()
@@ -279,12 +291,46 @@ def commons_open(ctx, svc, topic, title, round_slug, goal, cap, idea, referent, 
         raise Failure(t(lang, "indiquez soit --topic, soit --title"))
     if idea == (goal is not None):
         raise Failure(t(lang, "indiquez soit --goal, soit --idea"))
-    if topic is not None and title is None:
+    settings = _settings(ctx)
+    forum_on = settings.adapter_on("discourse")
+    if topic is not None and not forum_on:
         raise Failure(t(lang, "--topic demande l'adaptateur Discourse (COMMONS_SYNC_DISCOURSE_*)"))
-    spec = handlers.CommonsSpec(round_slug=round_slug, title=title, goal_cents=amount_option(ctx, goal),
+    spec = handlers.CommonsSpec(round_slug=round_slug, title=title or "", goal_cents=amount_option(ctx, goal),
                                 cap_cents=amount_option(ctx, cap), referent=referent, topic_id=topic,
                                 wiki_title=wiki_title)
-    click.echo(handlers.open_commons(svc, spec).id)
+    if topic is not None:
+        click.echo(_open_on_topic(ctx, svc, spec).id)
+    elif forum_on:  # the worker creates the topic in the category; the id is known now
+        from commons_sync.service.commons_open import open_with_new_topic
+
+        click.echo(open_with_new_topic(svc, spec, settings.discourse_category, lang))
+    else:
+        click.echo(handlers.open_commons(svc, spec).id)
+
+
+def _open_on_topic(ctx, svc, spec):
+    """Read the topic from the forum and open it; the forum's refusals become one line."""
+    from commons_sync.cli_forum import build_forum_client
+    from commons_sync.discourse.errors import DiscourseError
+    from commons_sync.discourse.errors import NotFound as ForumNotFound
+    from commons_sync.service.commons_open import TopicRefused, open_on_topic
+
+    settings, lang = _settings(ctx), _lang(ctx)
+    forum = build_forum_client(settings, svc)
+    try:
+        return open_on_topic(svc, forum, spec, settings.discourse_url)
+    except ForumNotFound:
+        raise Failure(t(lang, "le sujet {topic} est introuvable sur le forum", topic=spec.topic_id)) from None
+    except TopicRefused as refused:
+        why = (t(lang, "c'est un message privé") if refused.why == "private message"
+               else t(lang, "il est supprimé"))
+        raise Failure(t(lang, "le sujet {topic} ne peut pas devenir un commun : {why}",
+                        topic=spec.topic_id, why=why)) from None
+    except DiscourseError as error:
+        raise Failure(t(lang, "le forum n'a pas répondu pour le sujet {topic} : {error}",
+                        topic=spec.topic_id, error=error)) from None
+    finally:
+        forum.close()
 
 
 @commons_group.command("list")

@@ -136,7 +136,20 @@ class JsonFormatter(logging.Formatter):
 
 
 class _OurHandler(logging.StreamHandler):
-    """Marks the handler `configure_logging` installed, so a second call replaces it."""
+    """The handler `configure_logging` installs (a second call replaces it).
+
+    Without a fixed stream it writes to the `sys.stderr` of the moment, so a test runner that
+    swaps stderr (click's `CliRunner`) never leaves it writing to a closed stream.
+    """
+
+    def __init__(self, stream=None) -> None:
+        super().__init__(stream or sys.stderr)
+        self._fixed = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._fixed is None:
+            self.stream = sys.stderr
+        super().emit(record)
 
 
 def configure_logging(fmt: str | None = None, level: str | int | None = None, settings=None,
@@ -153,7 +166,7 @@ def configure_logging(fmt: str | None = None, level: str | int | None = None, se
     if isinstance(level, str):
         level = level.upper()
     redactor = Redactor(secret_values(settings))
-    handler = _OurHandler(stream or sys.stderr)
+    handler = _OurHandler(stream)
     handler.setFormatter(JsonFormatter(redactor) if fmt == "json" else TextFormatter(redactor))
     handler.addFilter(_ContextFilter())
     root = logging.getLogger()
