@@ -39,6 +39,7 @@ from commons_sync.discourse.status_post import (
     render_status_post,
 )
 from commons_sync.engine.model import Status
+from commons_sync.logs import log_context
 from commons_sync.storage import tables as tb
 
 from . import handlers, outbox
@@ -104,14 +105,16 @@ def deliver_outbox(svc: Service, senders: Mapping[str, Sender], *, flush: bool =
             continue
         seq, payload = claimed
         try:
-            senders[row.kind](payload)
+            with log_context(delivery_id=f"outbox:{row.id}"):
+                senders[row.kind](payload)
         except RateLimited as exc:
             _release(svc, row.id, not_before_seconds=exc.wait_seconds, error=f"{RATE_LIMITED}: {exc}",
                      count_attempt=False)
             report.failed += 1
             report.errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - whatever failed, the row stays and backs off
-            log.warning("outbox %s %s failed: %s", row.kind, row.id, exc)
+            with log_context(delivery_id=f"outbox:{row.id}"):
+                log.warning("outbox %s %s failed: %s", row.kind, row.id, exc)
             _release(svc, row.id, error=f"{type(exc).__name__}: {exc}", count_attempt=True)
             report.failed += 1
             report.errors.append(f"{type(exc).__name__}: {exc}")
