@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -148,17 +149,23 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
         if (verdict.needs_commons_topic and not verdict.opens_commons
                 and not topic_is_commons(conn, verdict.topic_id)):
             return Receipt(200, "the topic is not a commons")
-        statement = _dialect_insert(conn, ft.forum_deliveries).values(
+        stored = conn.execute(_store_delivery(conn.dialect.name), dict(
             event_id=delivery.event_id, event_type=delivery.event_type, event=delivery.event,
             instance=delivery.instance, body=body, received_at=now, topic_id=verdict.topic_id,
             post_id=post.post_id if post else None, version=post.version if post else None,
             opens_commons=verdict.opens_commons,
-        ).on_conflict_do_nothing(index_elements=[ft.forum_deliveries.c.event_id])
-        stored = conn.execute(statement).rowcount == 1
+        )).rowcount == 1
         uow.commit()
         return Receipt(202, "stored" if stored else "already stored", stored)
 
     return svc.run(use_case)
+
+
+@lru_cache(maxsize=None)
+def _store_delivery(dialect_name: str):
+    """The insert of a delivery, built once per dialect so SQLAlchemy's compiled cache serves it."""
+    insert_ = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    return insert_(ft.forum_deliveries).on_conflict_do_nothing(index_elements=[ft.forum_deliveries.c.event_id])
 
 
 def bot_topic_post(delivery: Delivery, bot_username: str) -> PostSnapshot | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from flask import Flask
 
 from commons_sync.config import Settings, load_settings
@@ -28,4 +30,8 @@ def create_app(settings: Settings | None = None, service=None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(api.bp)
+    if os.environ.get("COMMONS_SYNC_BENCH_ROUTES") == "1":
+        from commons_sync.web import bench
+
+        app.register_blueprint(bench.bp)
     return app

@@ -1,0 +1,278 @@
+"""Benchmark of the forum side (issue 3's figures).
+
+1. throughput: signed pledge webhooks per second under gunicorn, against the same server's bare
+   `204` route in the same run (wrk, from Debian's `wrk` package), then p50/p99 latency at half the
+   webhook's maximum rate (a constant-rate client).
+2. burst: 1,000 pledges in 10 s on one commons through the Discourse double, the service and its
+   worker: status-post edits, the API ceiling, final numbers.
+3. idle: median time from a pledge post to its status post showing it, one pledge at a time.
+
+    apt-get install wrk      # once
+    .venv/bin/python bench/webhook.py [--seconds 15] [--database postgresql+psycopg://…/cs_bench]
+
+Every figure states the API ceiling it ran under.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from commons_sync.devtools.served import free_port  # noqa: E402
+
+SECRET = "bench-webhook-secret-0123"
+LUA = r"""
+local lines = {}
+local i = 0
+init = function(args)
+  for line in io.lines(args[1]) do lines[#lines + 1] = line end
+end
+request = function()
+  i = i % #lines + 1
+  local event, sig, body = lines[i]:match("^(%d+)\t([^\t]+)\t(.*)$")
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["X-Discourse-Event-Type"] = "post"
+  wrk.headers["X-Discourse-Event"] = "post_created"
+  wrk.headers["X-Discourse-Event-Id"] = event
+  wrk.headers["X-Discourse-Instance"] = "https://forum.example.org"
+  wrk.headers["X-Discourse-Event-Signature"] = sig
+  return wrk.format("POST", wrk.path, nil, body)
+end
+"""
+
+
+def post_body(post_id: int, topic_id: int, username: str, amount: int) -> bytes:
+    post = {
+        "id": post_id, "name": username, "username": username, "avatar_template": "", "created_at":
+        "2026-11-21T10:00:00.000Z", "cooked": f"<p>/soutien {amount}</p>", "post_number": post_id % 100_000 + 2,
+        "post_type": 1, "updated_at": "2026-11-21T10:00:00.000Z", "reply_count": 0,
+        "reply_to_post_number": None, "quote_count": 0, "incoming_link_count": 0, "reads": 0,
+        "score": 0, "topic_id": topic_id, "topic_slug": "commun", "topic_title": "Commun",
+        "category_id": 12, "display_username": username, "primary_group_name": None, "version": 1,
+        "user_title": None, "bookmarked": False, "raw": f"Notre lieu soutient ce commun.\n\n/soutien {amount}",
+        "moderator": False, "admin": False, "staff": False, "user_id": 1000 + post_id % 1000,
+        "hidden": False, "trust_level": 1, "deleted_at": None, "user_deleted": False, "edit_reason": None,
+        "wiki": False, "topic_posts_count": 3, "topic_filtered_posts_count": 3, "topic_archetype": "regular",
+        "category_slug": "communs",
+    }
+    return json.dumps({"post": post}, separators=(",", ":")).encode()
+
+
+def signed(body: bytes) -> str:
+    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def wrk(url: str, script: Path, data: Path, seconds: int, connections: int) -> dict:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+                          url, "--", str(data)], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    latency = dict(re.findall(r"\s+(50|99)%\s+([\d.]+\w+)", out))
+    return {"requests_per_second": round(rps, 1), "p50": latency.get("50"), "p99": latency.get("99"),
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def constant_rate(port: int, path: str, lines: list[str], rate: float, seconds: float) -> dict:
+    """Send `rate` requests a second for `seconds`, each on time, and measure their latency."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    local = threading.local()
+    start = time.perf_counter() + 0.5
+
+    def send(n: int) -> None:
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        event, sig, body = lines[n % len(lines)].split("\t", 2)
+        headers = {"Content-Type": "application/json", "X-Discourse-Event-Type": "post",
+                   "X-Discourse-Event": "post_created", "X-Discourse-Event-Id": event,
+                   "X-Discourse-Event-Signature": sig}
+        began = time.perf_counter()
+        local.conn.request("POST", path, body=body.encode(), headers=headers)
+        response = local.conn.getresponse()
+        response.read()
+        elapsed = time.perf_counter() - began
+        with lock:
+            latencies.append(elapsed)
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(send, range(total)))
+    latencies.sort()
+    return {"rate": round(rate, 1), "requests": total, "statuses": statuses,
+            "p50_ms": round(statistics.median(latencies) * 1000, 1),
+            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1)}
+
+
+def throughput(database: str | None, seconds: int) -> dict:
+    from commons_sync.service import handlers as h
+    from commons_sync.storage.database import make_engine, upgrade
+
+    tmp = Path(tempfile.mkdtemp())
+    url = database or f"sqlite:///{tmp}/bench.db"
+    engine = make_engine(url)
+    upgrade(engine)
+    svc = h.Service(engine)
+    h.create_round(svc, h.RoundSpec(slug="bench", name="Bench", allocation_cents=10**9, group="lieux"))
+    h.open_commons(svc, h.CommonsSpec(round_slug="bench", title="Commun", goal_cents=10**9, topic_id=318))
+    engine.dispose()
+    lines = []
+    for n in range(200_000):
+        body = post_body(10_000_000 + n, 318, f"lieu-{n % 500}", 1 + n % 40)
+        lines.append(f"{5_000_000 + n}\t{signed(body)}\t{body.decode()}")
+    data, script = tmp / "deliveries.tsv", tmp / "deliveries.lua"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    script.write_text(LUA, encoding="utf-8")
+    port = free_port()
+    env = {**os.environ, "COMMONS_SYNC_DATABASE_URL": url, "COMMONS_SYNC_BENCH_ROUTES": "1",
+           "COMMONS_SYNC_DISCOURSE_URL": "http://127.0.0.1:9", "COMMONS_SYNC_DISCOURSE_API_KEY": "k" * 64,
+           "COMMONS_SYNC_DISCOURSE_API_USERNAME": "commons-bot",
+           "COMMONS_SYNC_DISCOURSE_WEBHOOK_SECRET": SECRET, "COMMONS_SYNC_SECRET_KEY": "bench"}
+    workers = 2
+    server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
+                               "--log-level", "warning", "commons_sync.web.app:create_app()"], env=env,
+                              cwd=tmp)
+    try:
+        for _ in range(100):
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/healthz")
+                break
+            except OSError:
+                time.sleep(0.1)
+        base = f"http://127.0.0.1:{port}"
+        bare = wrk(base + "/_bench/noop", script, data, seconds, 8)
+        hook = wrk(base + "/webhooks/discourse", script, data, seconds, 8)
+        # Fresh deliveries for the latency run (the ones above are stored already: duplicates).
+        fresh = []
+        for n in range(20_000):
+            body = post_body(20_000_000 + n, 318, f"lieu-{n % 500}", 1 + n % 40)
+            fresh.append(f"{6_000_000 + n}\t{signed(body)}\t{body.decode()}")
+        half = constant_rate(port, "/webhooks/discourse", fresh, hook["requests_per_second"] / 2,
+                             min(seconds, 10))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"server": f"gunicorn, {workers} sync workers, 2 cores shared with wrk",
+            "database": url.split(":", 1)[0], "bare_204": bare, "webhook": hook,
+            "ratio": round(hook["requests_per_second"] / bare["requests_per_second"], 2),
+            "at_half_max_rate": half}
+
+
+def pending(forum) -> bool:
+    from commons_sync.service.forum import pending_delivery_count
+    from commons_sync.service.worker import pending_rows
+
+    return bool(pending_delivery_count(forum.svc) or pending_rows(forum.svc, forum.worker.senders))
+
+
+def burst_and_idle(pledges: int, seconds: float, idle_samples: int) -> dict:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from forum.harness import ForumHarness  # the same loopback stack as the tests
+
+    from commons_sync.discourse.status_post import MARKER
+
+    tmp = Path(tempfile.mkdtemp())
+    ceiling = 50  # the service's default; the double keeps Discourse's 60
+    with ForumHarness(f"sqlite:///{tmp}/burst.db", max_rpm=ceiling, double_rpm=60) as forum:
+        members = ["alice"] + [f"lieu-{n}" for n in range(1, 20)]  # the harness opens topics as alice
+        forum.people(members=members, others=())
+        forum.round(allocation=1_000_000)
+        topic = forum.commons_topic(goal="5000", cap=None)
+        forum.worker.quiet_seconds, forum.worker.max_delay_seconds = 1.0, 10.0
+        stop = threading.Event()
+        thread = threading.Thread(target=forum.worker.run_forever, kwargs={"stop": stop, "poll_seconds": 0.2})
+        thread.start()
+        try:
+            # Warm the membership cache, then the idle figure: one pledge at a time.
+            idle = []
+            for n in range(idle_samples):
+                before = forum.status_post(topic)["version"] if forum.status_posts(topic) else 0
+                began = time.perf_counter()
+                forum.pledge(members[n % len(members)], topic, "1")
+                while True:
+                    posts = forum.status_posts(topic)
+                    if posts and posts[0]["version"] > before:
+                        break
+                    time.sleep(0.02)
+                idle.append(time.perf_counter() - began)
+            version_before = forum.status_post(topic)["version"]
+            raised_before = forum.commons(topic)["raised"]
+            began = time.perf_counter()
+            for n in range(pledges):
+                forum.pledge(members[n % len(members)], topic, "1")
+                delay = began + (n + 1) * seconds / pledges - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            posted = time.perf_counter() - began
+            expected = raised_before + pledges
+            deadline = time.time() + 600
+            while forum.commons(topic)["raised"] != expected or pending(forum):
+                if time.time() > deadline:
+                    raise RuntimeError("the burst did not settle in 10 minutes")
+                time.sleep(0.5)
+            time.sleep(3)
+            status = forum.status_post(topic)
+            settled = time.perf_counter() - began
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+        stats = forum.api_stats()
+        raised = forum.commons(topic)["raised"]
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "api_ceiling": {"service": ceiling, "double": 60},
+        "idle": {"samples": idle_samples, "median_seconds": round(statistics.median(idle), 2),
+                 "max_seconds": round(max(idle), 2)},
+        "burst": {"pledges": pledges, "posted_in_seconds": round(posted, 1),
+                  "status_post_edits": status["version"] - version_before,
+                  "settled_after_seconds": round(settled, 1), "raised": raised, "expected": expected,
+                  "exact": raised == expected and f"{expected:,}".replace(",", " ") in status["raw"].replace("\u202f", " ")
+                  and MARKER in status["raw"],
+                  "max_api_requests_in_any_60s": stats["max_in_any_60s"], "rejected_429": stats["rejected"]},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--database")
+    parser.add_argument("--pledges", type=int, default=1_000)
+    parser.add_argument("--burst-seconds", type=float, default=10.0)
+    parser.add_argument("--idle-samples", type=int, default=15)
+    parser.add_argument("--only", choices=["throughput", "burst"])
+    args = parser.parse_args()
+    if shutil.which("wrk") is None and args.only != "burst":
+        sys.exit("bench/webhook.py needs wrk: apt-get install wrk")
+    result = {}
+    if args.only in (None, "throughput"):
+        result["throughput"] = throughput(args.database, args.seconds)
+    if args.only in (None, "burst"):
+        result.update(burst_and_idle(args.pledges, args.burst_seconds, args.idle_samples))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
