@@ -241,7 +241,8 @@ def _last_status_edit(svc, commons_id) -> datetime | None:
 def _pledges_received(svc, commons_id, since: datetime | None, until: datetime) -> list[datetime]:
     d, p = ft.forum_deliveries, tb.pledges
     query = (select(d.c.received_at).select_from(d.join(p, p.c.post_id == d.c.post_id))
-             .where(p.c.commons_id == commons_id, d.c.applied_at.is_not(None), d.c.received_at <= until))
+             .where(p.c.commons_id == commons_id, p.c.refusal.is_(None),  # a refusal edits no status post
+                    d.c.applied_at.is_not(None), d.c.received_at <= until))
     if since is not None:
         query = query.where(d.c.received_at > since)
     return list(svc.run(lambda uow: uow.repo.conn.execute(query).scalars().all()))

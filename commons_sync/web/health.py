@@ -57,7 +57,9 @@ def _recorder() -> ops.Counters:
 
 @bp.record_once
 def _setup(state) -> None:
-    if not logs.configured():  # e.g. under gunicorn, which imports the app without our command line
+    # Under gunicorn (which imports the app without our command line) nobody configured the root
+    # logger: do it as `commons-sync` would. A host that configured logging already is left alone.
+    if not logs.configured() and not logging.getLogger().handlers:
         logs.configure_logging(settings=state.app.extensions["commons_sync"]["settings"])
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_DatabaseCollector(state.app))
