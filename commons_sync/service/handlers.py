@@ -25,6 +25,7 @@ from commons_sync.engine.model import (
     Commons,
     Contribution,
     MatchingRule,
+    MemberAccount,
     PaymentState,
     Pledge,
     Round,
@@ -443,8 +444,17 @@ def apply_post(svc: Service, change: PostChange) -> PostOutcome:
             pledge = Pledge(change.post_id, round_.id, commons.id, change.username,
                             post_number=change.post_number)
             uow.repo.add(pledge)
-        account = uow.repo.get_or_add_account(round_.id, pledge.username)
+        account = uow.repo.account(round_.id, pledge.username)
+        keep_account = account is not None or (change.is_member and change.error is None)
+        if account is None:
+            # A refused post (not a member, malformed amount) by someone with no account yet:
+            # their envelope is computed for the reply, but no account nor allocation is written.
+            account = MemberAccount(round_.id, pledge.username)
+            if keep_account:
+                uow.repo.add(account)
         credits = rules.credit_due(account, round_, now) if round_.is_open(now) else []
+        if not keep_account:
+            credits = []
         ctx = rules.PledgeContext(round_, commons, account, pledge, now, change.is_member,
                                   change.matching_eligible)
         if change.kind == "snapshot":
