@@ -67,7 +67,9 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
         raise MalformedDelivery("missing X-Discourse-Event header")
     if not event_type:
         raise MalformedDelivery("missing X-Discourse-Event-Type header")
-    if not raw_id.isdigit():
+    # ASCII digits only: `str.isdigit` also accepts "²" or "٣", which `int()` refuses or reads;
+    # 20 digits already exceed the 64-bit range checked by the caller.
+    if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 20:
         raise MalformedDelivery("missing or non-numeric X-Discourse-Event-Id header")
     try:
         payload = json.loads(body.decode("utf-8"))
