@@ -77,3 +77,16 @@ def test_a_refused_pledge_of_someone_without_an_account_credits_no_allocation(tm
         members = handlers.show_round(svc, "printemps")["members"]
         assert [(m["username"], m["balance"]) for m in members] == [("alice", 490)]
         assert handlers.verify_ledger(svc) == []
+
+
+@pytest.mark.parametrize("event_id", ["²", "٣٤", "1" * 5000, "１２"])
+def test_an_event_id_of_non_ascii_or_thousands_of_digits_is_answered_400_not_500(forum, event_id):
+    from commons_sync.web.app import create_app
+
+    svc, settings, _applier, _double = forum
+    headers, body = fuzz_targets.recorded_deliveries()["post_created__pledge"]
+    headers = dict(headers, **{"X-Discourse-Event-Id": event_id,
+                               "X-Discourse-Event-Signature": fuzz_targets.sign(body)})
+    answer = create_app(settings, svc).test_client().post("/webhooks/discourse", data=body, headers=headers)
+    assert answer.status_code == 400
+    assert fuzz_targets.deliveries(svc) == 0
