@@ -18,6 +18,8 @@ from commons_sync.service.forum import receive_delivery
 from commons_sync.service.unit_of_work import DatabaseUnavailable
 from commons_sync.web.health import count_webhook
 
+MAX_BODY_BYTES = 1024 * 1024  # CONTRACT §3 (also the app's MAX_CONTENT_LENGTH)
+
 log = logging.getLogger(__name__)
 
 bp = Blueprint("webhooks", __name__)
@@ -36,9 +38,14 @@ def discourse():
     secret = settings.discourse_webhook_secret
     if secret is None:
         return _answer(404, "the forum adapter is not configured")
+    # A chunked body (no Content-Length) is cut at the limit by werkzeug, not refused: read one
+    # byte more than allowed, so that a body over the limit is told from one exactly at it.
+    request.max_content_length = MAX_BODY_BYTES + 1
     try:
         body = request.get_data(cache=False)
     except RequestEntityTooLarge:
+        return _answer(413, "body over 1 MiB")
+    if len(body) > MAX_BODY_BYTES:
         return _answer(413, "body over 1 MiB")
     if not signature.verify(secret.get_secret_value().encode(), body,
                             request.headers.get(signature.HEADER)):
