@@ -64,6 +64,7 @@ from commons_sync.discourse.events import (
 from commons_sync.engine.errors import AmountError, EngineError
 from commons_sync.engine.money import parse_amount
 from commons_sync.i18n import t
+from commons_sync.logs import log_context
 from commons_sync.storage import forum_tables as ft
 from commons_sync.storage import tables as tb
 
@@ -346,9 +347,11 @@ class DeliveryApplier:
                 .where(d.c.applied_at.is_(None)).order_by(d.c.id).limit(limit)).all())
             for row in rows:
                 try:
-                    self.apply_row(row)
+                    with log_context(delivery_id=f"webhook:{row.event_id}"):
+                        self.apply_row(row)
                 except ApiError as exc:
-                    log.warning("delivery %s waits: %s", row.event_id, exc)
+                    with log_context(delivery_id=f"webhook:{row.event_id}"):
+                        log.warning("delivery %s waits: %s", row.event_id, exc)
                     self._note_failure(row.id, str(exc))
                     report.blocked = type(exc).__name__
                     return report
