@@ -20,6 +20,7 @@ def test_open_on_topic_reads_title_and_last_post_and_ignores_earlier_pledges(for
     topic = forum.admin.create_topic("alice", "Mutualiser une licence de comptabilité",
                                      "Proposition : une licence partagée entre les lieux.")["topic_id"]
     early = forum.pledge("bruno", topic, "30")  # before the commons exists: not a pledge
+    assert forum.admin.wait_for_webhooks(timeout=30)  # answered "ignored": not a commons yet
     result = _open("--topic", str(topic), "--round", "printemps", "--goal", "1340", "--max", "1500")
     assert result.exit_code == 0, result.output
     commons_id = int(result.stdout.strip())

@@ -18,12 +18,12 @@ def _settings(url: str, **extra):
 
 
 @pytest.fixture
-def site(sqlite_url):
-    """An app on a migrated SQLite database, its service on a clock the test moves."""
-    engine = make_engine(sqlite_url)
+def site(database_url):
+    """An app on a migrated database (SQLite, then PostgreSQL), its service on a clock the test moves."""
+    engine = make_engine(database_url)
     upgrade(engine)
     svc = Service(engine, OffsetClock())
-    app = create_app(_settings(sqlite_url), svc)
+    app = create_app(_settings(database_url), svc)
     yield app.test_client(), svc
     engine.dispose()
 
@@ -113,3 +113,17 @@ def test_old_heartbeats_are_forgotten(site):
     ops.Heartbeat(svc, ops.counters(svc.engine), host="here", pid=2)()
     workers = svc.run(lambda uow: [row.worker_id for row in ops.heartbeats(uow.repo.conn)])
     assert workers == ["here/2"]
+
+
+def test_counters_add_up_on_this_database(site):
+    _client, svc = site
+    for _ in range(2):
+        recorder = ops.counters(svc.engine)
+        recorder.inc(ops.API_REQUESTS, {"peer": "forum", "status": 429})
+        recorder.observe_latency(1.5)
+        assert recorder.flush()
+    found = svc.run(lambda uow: ops.read_counters(uow.repo.conn))
+    assert found[ops.API_REQUESTS] == {"peer=forum,status=429": 2.0}
+    assert "le=1.0" not in found[ops.SYNC_LATENCY]  # 1.5 s is above that bucket
+    assert found[ops.SYNC_LATENCY]["le=2.0"] == 2.0
+    assert found[ops.SYNC_LATENCY + "_sum"] == {"": 3.0}

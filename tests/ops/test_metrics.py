@@ -39,6 +39,7 @@ def test_metrics_after_pledges_refusals_and_a_429(forum):
     forum.clock.advance(seconds=30)
     forum.settle()
     assert forum.commons(topic)["pledged"] == 65
+    assert forum.admin.wait_for_webhooks(timeout=30)  # the bot's own edits are answered (and counted) too
 
     m = scrape(forum)
     stored = forum.svc.run(lambda uow: uow.repo.conn.execute(
