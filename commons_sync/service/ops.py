@@ -78,6 +78,7 @@ class Counters:
     def __init__(self, engine: Engine) -> None:
         self._engine = weakref.ref(engine)
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one flush at a time: a flush returns once all before it landed
         self._pending: dict[tuple[str, str], float] = defaultdict(float)
 
     def inc(self, name: str, labels: Mapping[str, object] | None = None, by: float = 1.0) -> None:
@@ -100,20 +101,21 @@ class Counters:
     def flush(self) -> bool:
         """Add the pending increments to the database; on failure keep them. Returns success."""
         engine = self._engine()
-        with self._lock:
-            batch, self._pending = dict(self._pending), defaultdict(float)
-        if not batch or engine is None:
-            return True
-        try:
-            with engine.begin() as conn:
-                add_counters(conn, batch)
-        except Exception as exc:  # noqa: BLE001 - counting must never break the caller
-            log.debug("counters not flushed (%s); kept for the next flush", type(exc).__name__)
+        with self._flushing:
             with self._lock:
-                for key, value in batch.items():
-                    self._pending[key] += value
-            return False
-        return True
+                batch, self._pending = dict(self._pending), defaultdict(float)
+            if not batch or engine is None:
+                return True
+            try:
+                with engine.begin() as conn:
+                    add_counters(conn, batch)
+            except Exception as exc:  # noqa: BLE001 - counting must never break the caller
+                log.debug("counters not flushed (%s); kept for the next flush", type(exc).__name__)
+                with self._lock:
+                    for key, value in batch.items():
+                        self._pending[key] += value
+                return False
+            return True
 
 
 def add_counters(conn, increments: Mapping[tuple[str, str], float]) -> None:

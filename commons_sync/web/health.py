@@ -4,7 +4,7 @@ Every figure is read from the database at request time (see `service.ops`), so a
 answers for the whole installation: gunicorn workers, `commons-sync worker` processes, commands.
 The blueprint also gives each request its id (`X-Request-Id`, taken from the request when it is a
 sane token, else generated; echoed in the answer and put on every log record of the request) and
-flushes the process's counters after it.
+flushes the process's counters once the answer is sent.
 
 `/healthz` answers `503 {"status": "unavailable"}` when the database does not answer (a load
 balancer should stop sending webhooks there), else `200` with `"status": "ok"`, or `"degraded"`
@@ -51,8 +51,9 @@ def _parts():
     return current_app.extensions["commons_sync"]
 
 
-def _recorder() -> ops.Counters:
-    return ops.counters(_parts()["service"].engine)
+def _recorder() -> ops.Counters | None:
+    engine = getattr(_parts()["service"], "engine", None)
+    return ops.counters(engine) if engine is not None else None
 
 
 @bp.record_once
@@ -82,8 +83,10 @@ def _end_request(response: Response) -> Response:
         level = logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO
         log.log(level, "%s %s -> %s in %.3f s", request.method, request.path, response.status_code,
                 time.monotonic() - g.get("request_started", time.monotonic()))
-    if request.path not in _QUIET_PATHS:
-        _recorder().flush()
+    recorder = _recorder()
+    if recorder is not None and request.path not in _QUIET_PATHS:
+        # After the answer is sent: a busy database never delays the answer to Discourse.
+        response.call_on_close(recorder.flush)
     return response
 
 
@@ -99,7 +102,9 @@ def _forget_request(_exc) -> None:
 
 def count_webhook(status: int) -> None:
     """Count one answer of the webhook (called by `web.webhooks`); shared through the database."""
-    _recorder().inc(ops.WEBHOOK_REQUESTS, {"status": status})
+    recorder = _recorder()
+    if recorder is not None:
+        recorder.inc(ops.WEBHOOK_REQUESTS, {"status": status})
 
 
 @bp.get("/healthz")
@@ -136,7 +141,9 @@ def healthz():
 @bp.get("/metrics")
 def metrics():
     """The Prometheus text exposition, read from the database at each scrape."""
-    _recorder().flush()  # this process's own increments first
+    recorder = _recorder()
+    if recorder is not None:
+        recorder.flush()  # this process's own increments first (waits for a flush under way)
     registry = current_app.extensions["commons_sync_metrics"]["registry"]
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
