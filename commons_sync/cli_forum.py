@@ -156,7 +156,10 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     settings = _settings(ctx)
     if settings.secret_key is None:
         raise Failure("COMMONS_SYNC_SECRET_KEY is required by serve")
+    _logging(settings)
     app = create_app(settings, _service(settings))
+    # werkzeug's own lines are kept to warnings (the app logs each request with its id): say where.
+    log.info("serving on http://%s:%d", host, port)
     app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
 
 
