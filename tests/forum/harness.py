@@ -7,15 +7,14 @@ rate limit shared through the database.
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from commons_sync.cli_forum import build_forum_client, build_worker
 from commons_sync.config import load_settings
 from commons_sync.devtools.discourse_double import DoubleConfig, RunningDouble
+from commons_sync.devtools.served import ServedApp
 from commons_sync.discourse.status_post import MARKER
 from commons_sync.service import handlers
 from commons_sync.service.handlers import RoundSpec, Service
@@ -39,27 +38,6 @@ class OffsetClock:
 
     def advance(self, **delta) -> None:
         self.offset += timedelta(**delta)
-
-
-class _Quiet(WSGIRequestHandler):
-    def log(self, *args, **kwargs) -> None:
-        return None
-
-
-class ServedApp:
-    """The service's Flask app on a free loopback port, in a thread."""
-
-    def __init__(self, app) -> None:
-        self.server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 class ForumHarness:

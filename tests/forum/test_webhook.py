@@ -17,7 +17,9 @@ from commons_sync.storage.database import make_engine, upgrade
 from commons_sync.web.app import create_app
 from tests.discourse.webhook_fixtures import BOT_USERNAME, load as load_recorded
 
-from .harness import OffsetClock, ServedApp
+from commons_sync.devtools.served import ServedApp
+
+from .harness import OffsetClock
 
 URL = "/webhooks/discourse"
 COMMONS_TOPIC = 318
