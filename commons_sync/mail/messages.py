@@ -464,14 +464,22 @@ def _greeting(name: str | None, lang: str) -> str:
     return t(lang, "Bonjour {name},", name=name) if name else t(lang, "Bonjour,")
 
 
+def _header_text(text: str) -> str:
+    """Text on one line for an outgoing header, where a literal `=?…?=` a sender typed is not
+    read back as an encoded word: Python's email package decodes such a look-alike (an unknown
+    charset, stray bytes) into surrogates and then cannot write the header at all. An invisible
+    WORD JOINER between `=` and `?` keeps the text as shown."""
+    return _SPACES.sub(" ", text).strip().replace("=?", "=\u2060?")
+
+
 def _outgoing(*, to_addr: str, to_name: str | None, from_addr: str, lang: str, subject: str,
               body: str, auto_submitted: str, in_reply_to: str | None,
               references: tuple[str, ...]) -> EmailMessage:
     message = EmailMessage(policy=default_policy)
     message["From"] = from_addr
     # Text from senders and staff goes in headers on one line: no header injection.
-    message["To"] = Address(display_name=_SPACES.sub(" ", to_name or "").strip(), addr_spec=to_addr)
-    message["Subject"] = _SPACES.sub(" ", subject).strip()
+    message["To"] = Address(display_name=_header_text(to_name or ""), addr_spec=to_addr)
+    message["Subject"] = _header_text(subject)
     message["Date"] = format_datetime(datetime.now(timezone.utc))
     domain = parseaddr(from_addr)[1].rpartition("@")[2] or "commons-sync.invalid"
     message["Message-ID"] = make_msgid(domain=domain)
