@@ -90,3 +90,14 @@ def test_an_event_id_of_non_ascii_or_thousands_of_digits_is_answered_400_not_500
     answer = create_app(settings, svc).test_client().post("/webhooks/discourse", data=body, headers=headers)
     assert answer.status_code == 400
     assert fuzz_targets.deliveries(svc) == 0
+
+
+@pytest.mark.parametrize("subject,name", [(b"=?x?Q?=C3=A0?= caf\xc3\xa9", b"Ren\xc3\xa9e"),
+                                          (b"Proposition", b"=?bogus?q?=C3?= Ren\xc3\xa9e"),
+                                          (b"=?\x00TF-8?Q?four_=C3=A0_pain?= ag\xc3\xa9", b"Jean")])
+def test_a_subject_or_name_with_an_encoded_word_look_alike_can_still_be_answered(subject, name):
+    raw = (b"From: " + name + b" <renee@cretes.example>\r\nTo: communs@reseau.example\r\nSubject: " + subject
+           + b"\r\nMessage-ID: <a@b>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nUne proposition.\r\n")
+    mail = acknowledgement(parse_message(raw), 42, "fr", from_addr="propositions@reseau.example")
+    written = mail.as_bytes()  # raised UnicodeEncodeError (surrogates) before the fix
+    assert b"renee@cretes.example" in written and b"42" in written
