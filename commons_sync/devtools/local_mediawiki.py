@@ -249,7 +249,7 @@ class LocalMediaWiki:
             if self._server is not None and self._server.poll() is not None:
                 raise LocalMediaWikiError(f"php -S exited: {self._log_tail()}")
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
+                with urllib.request.urlopen(url, timeout=2) as response:  # nosec B310: our own http://127.0.0.1 test wiki
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
