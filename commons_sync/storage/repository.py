@@ -345,11 +345,10 @@ class Repository:
             select(literal(now, type_=e.c.at.type), p.c.round_id, p.c.commons_id, literal(None, type_=e.c.username.type),
                    literal(EntryKind.MATCHING_RELEASE.value), -p.c.matched_cents, p.c.post_id, literal(note))
             .where(live, p.c.matched_cents > 0).order_by(p.c.id)))
-        released = (select(p.c.round_id, p.c.username, func.sum(p.c.amount_cents).label("total"))
-                    .where(live).group_by(p.c.round_id, p.c.username)).subquery()
-        for round_id, username, total in self.conn.execute(select(released)).all():
-            self.conn.execute(update(a).where(a.c.round_id == round_id, a.c.username == username)
-                              .values(pledged_cents=a.c.pledged_cents - total))
+        mine = and_(live, p.c.round_id == a.c.round_id, p.c.username == a.c.username)
+        released = select(func.sum(p.c.amount_cents)).where(mine).scalar_subquery()
+        self.conn.execute(update(a).where(select(p.c.id).where(mine).exists())
+                          .values(pledged_cents=a.c.pledged_cents - released))
         self.conn.execute(update(p).where(live).values(state=PledgeState.RELEASED.value, amount_cents=0,
                                                        matched_cents=0, updated_at=now))
 
