@@ -79,9 +79,9 @@ def run_demo(settings: Settings, console: Console, *, with_wiki: bool = True,
         _print_where_to_look(stack, console, lang)
         if exit_after_replay:
             return stack
-        stack.run_worker_in_background()
-        console.print(t(lang, "La démonstration tourne ; Ctrl-C pour l'arrêter."))
         try:
+            stack.run_worker_in_background()
+            console.print(t(lang, "La démonstration tourne ; Ctrl-C pour l'arrêter."))
             threading.Event().wait()
         except KeyboardInterrupt:
             console.print(t(lang, "Arrêt…"))
