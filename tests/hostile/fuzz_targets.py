@@ -430,7 +430,7 @@ def _over_http(app):
     refuses some of the odd ones a fuzzer makes, such as leading spaces)."""
     import http.client
 
-    from tests.forum.harness import ServedApp
+    from commons_sync.devtools.served import ServedApp
 
     served = ServedApp(app)
     port = served.server.server_port

@@ -25,15 +25,14 @@ from commons_sync.cli_forum import build_worker
 from commons_sync.config import load_settings
 from commons_sync.devtools.discourse_double import DoubleConfig, RunningDouble
 from commons_sync.devtools.local_dovecot import LocalDovecot
-from commons_sync.devtools.served import free_port
+from commons_sync.devtools.served import ServedApp, free_port
 from commons_sync.devtools.smtp_sink import SmtpSink
 from commons_sync.service import handlers
 from commons_sync.service.handlers import RoundSpec, Service
 from commons_sync.storage.database import make_engine, upgrade
 from commons_sync.web.app import create_app
-from tests.forum.harness import OffsetClock, ServedApp
+from tests.forum.harness import OffsetClock
 
-from .conftest import start_login
 from .fuzz_targets import sign
 
 

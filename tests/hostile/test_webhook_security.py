@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from commons_sync.service import handlers
 from commons_sync.storage import tables as tb
 from commons_sync.web.app import create_app
-from tests.forum.harness import ServedApp
+from commons_sync.devtools.served import ServedApp
 
 from . import fuzz_targets
 from .fuzz_targets import COMMONS_TOPIC, FORGED_SIGNATURES, deliveries, ledger_rows, sign, signature_for
