@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from commons_sync.service import handlers, reminders
+from commons_sync.service import reminders
 from commons_sync.service.reminders import plan_reminders
 from tests.forum.harness import GROUP
 
