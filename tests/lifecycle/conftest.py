@@ -35,3 +35,12 @@ def private_messages(harness, username: str) -> list[tuple[str, str]]:
         if topic.archetype == "private_message" and user.id in topic.allowed_user_ids and topic.user_id == bot.id:
             found.append((topic.title, forum.posts[topic.post_ids[0]].raw))
     return found
+
+
+@pytest.fixture
+def pg_forum(postgres_url):
+    """The same set-up on a fresh PostgreSQL database."""
+    with ForumHarness(postgres_url) as harness:
+        harness.people()
+        harness.round()
+        yield harness

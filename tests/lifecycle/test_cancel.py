@@ -128,3 +128,13 @@ def test_redirect_moves_the_pledges_of_those_who_agree_within_cap_and_balance(fo
     forum.settle()
     assert forum.commons(b)["pledged"] == 200 and forum.balance("alice") == 350
     assert "déjà été prise en compte" in forum.replies_to(a, again["post_number"])[0]
+
+
+def test_redirect_and_reminders_on_postgresql(pg_forum):
+    """The same SQL on PostgreSQL: a redirect moves money, a reminder is queued once."""
+    from commons_sync.service.reminders import queue_reminders
+
+    test_redirect_moves_the_pledges_of_those_who_agree_within_cap_and_balance(pg_forum)
+    label, queued = queue_reminders(pg_forum.svc, "printemps", ["alice", "bruno", "chloe"], max_rpm=50)
+    assert label.startswith("manual:") and {p.username for p in queued} == {"alice", "bruno", "chloe"}
+    assert queue_reminders(pg_forum.svc, "printemps", ["alice"], max_rpm=50)[1] == []
