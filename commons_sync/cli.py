@@ -17,11 +17,10 @@ from rich.console import Console
 from rich.table import Table
 
 from commons_sync import logs, texts
-from commons_sync.bootstrap import SchemaOutdated, build_service
+from commons_sync.cli_common import Failure, amount_of, emit_json, refusal, service_of, settings_of
 from commons_sync.config import Settings, SettingsError, load_settings
-from commons_sync.engine.errors import EngineError, InvalidOperation
+from commons_sync.engine.errors import EngineError
 from commons_sync.engine.model import PaymentState
-from commons_sync.engine.money import parse_amount
 from commons_sync.engine.results import FUNDED, IDEAS, IN_PROGRESS, UNFUNDED, Results
 from commons_sync.i18n import format_money, t, tn
 from commons_sync.service import handlers
@@ -31,19 +30,12 @@ from commons_sync.storage.database import upgrade
 out = Console(highlight=False, soft_wrap=True)
 
 
-class Failure(click.ClickException):
-    """One line on stderr, exit status 1."""
-
-    def show(self, file=None) -> None:
-        click.echo(f"commons-sync: {self.message}", err=True)
-
-
 def _settings(ctx: click.Context) -> Settings:
-    return ctx.obj["settings"]
+    return settings_of(ctx)
 
 
 def _lang(ctx: click.Context) -> str:
-    return _settings(ctx).language
+    return settings_of(ctx).language
 
 
 def use_service(func):
@@ -53,26 +45,15 @@ def use_service(func):
     @wraps(func)
     def wrapper(ctx, *args, **kwargs):
         lang = _lang(ctx)
+        svc = service_of(_settings(ctx))
         try:
-            svc = build_service(_settings(ctx))
             return func(ctx, svc, *args, **kwargs)
         except EngineError as error:
-            raise Failure(texts.reason(error.code, lang, **error.params)) from None
-        except SchemaOutdated:
-            raise Failure(t(lang, "la base de données n'est pas à jour : lancez « commons-sync db upgrade »")) from None
+            raise refusal(error, lang) from None
         except DatabaseUnavailable:
             raise Failure(t(lang, "la base de données est injoignable")) from None
 
     return wrapper
-
-
-def amount_option(lang_ctx: click.Context, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_amount(value)
-    except EngineError as error:
-        raise Failure(texts.reason(error.code, _lang(lang_ctx), **error.params)) from None
 
 
 def parse_date(ctx: click.Context, value: str | None) -> datetime | None:
@@ -84,10 +65,6 @@ def parse_date(ctx: click.Context, value: str | None) -> datetime | None:
     except ValueError:
         raise Failure(texts.reason("invalid_date", _lang(ctx), date=value)) from None
     return when.replace(tzinfo=_settings(ctx).zone) if when.tzinfo is None else when
-
-
-def emit_json(data) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -165,11 +142,11 @@ def round_create(ctx, svc, slug, name, allocation, group_name, currency, opens, 
     except ValueError:
         raise Failure(t(_lang(ctx), "--remind-days attend des nombres de jours séparés par des virgules")) from None
     spec = handlers.RoundSpec(
-        slug=slug, name=name, allocation_cents=amount_option(ctx, allocation), group=group_name,
+        slug=slug, name=name, allocation_cents=amount_of(ctx, allocation), group=group_name,
         currency=currency, opens_at=parse_date(ctx, opens), closes_at=parse_date(ctx, closes),
         recurring=recurring, unspent=unspent, matching_ratio=matching_ratio,
-        matching_pool_cents=amount_option(ctx, matching_pool),
-        matching_cap_cents=amount_option(ctx, matching_cap), matching_group=matching_group,
+        matching_pool_cents=amount_of(ctx, matching_pool),
+        matching_cap_cents=amount_of(ctx, matching_cap), matching_group=matching_group,
         partial_threshold_pct=partial_threshold, remind_days=days, results_topic_id=results_topic)
     round_ = handlers.create_round(svc, spec)
     click.echo(round_.slug)
@@ -217,7 +194,7 @@ def round_show(ctx, svc, slug, as_json):
 @use_service
 def round_grant(ctx, svc, slug, username, amount, set_to, reason, as_json):
     """Add to (or set) a member's allocation, with a reason in the ledger."""
-    data = handlers.grant(svc, slug, username, amount_option(ctx, amount), set_to=set_to, reason=reason)
+    data = handlers.grant(svc, slug, username, amount_of(ctx, amount), set_to=set_to, reason=reason)
     if as_json:
         return emit_json(data)
     click.echo(f"{data['username']} {data['balance']}")
@@ -295,8 +272,8 @@ def commons_open(ctx, svc, topic, title, round_slug, goal, cap, idea, referent, 
     forum_on = settings.adapter_on("discourse")
     if topic is not None and not forum_on:
         raise Failure(t(lang, "--topic demande l'adaptateur Discourse (COMMONS_SYNC_DISCOURSE_*)"))
-    spec = handlers.CommonsSpec(round_slug=round_slug, title=title or "", goal_cents=amount_option(ctx, goal),
-                                cap_cents=amount_option(ctx, cap), referent=referent, topic_id=topic,
+    spec = handlers.CommonsSpec(round_slug=round_slug, title=title or "", goal_cents=amount_of(ctx, goal),
+                                cap_cents=amount_of(ctx, cap), referent=referent, topic_id=topic,
                                 wiki_title=wiki_title)
     if topic is not None:
         click.echo(_open_on_topic(ctx, svc, spec).id)
@@ -384,7 +361,7 @@ def contribution_group() -> None:
 @use_service
 def contribution_add(ctx, svc, commons_id, amount, source, member):
     """Record money from outside the forum (prints its id)."""
-    click.echo(handlers.add_contribution(svc, commons_id, amount_option(ctx, amount), source, member))
+    click.echo(handlers.add_contribution(svc, commons_id, amount_of(ctx, amount), source, member))
 
 
 def _mark_options(func):

@@ -12,39 +12,11 @@ import threading
 
 import click
 
-from commons_sync.config import Settings, SettingsError, load_settings
+from commons_sync.cli_common import Failure, service_of, settings_of
+from commons_sync.config import Settings
 from commons_sync.i18n import t
 
 log = logging.getLogger(__name__)
-
-
-class Failure(click.ClickException):
-    """One line on stderr, exit status 1."""
-
-    def show(self, file=None) -> None:
-        click.echo(f"commons-sync: {self.message}", err=True)
-
-
-def _settings(ctx: click.Context) -> Settings:
-    if isinstance(ctx.obj, dict) and "settings" in ctx.obj:
-        return ctx.obj["settings"]
-    try:
-        return load_settings()
-    except SettingsError as error:
-        raise Failure(str(error)) from None
-
-
-def _service(settings: Settings):
-    from commons_sync.bootstrap import SchemaOutdated, build_service
-    from commons_sync.service.unit_of_work import DatabaseUnavailable
-
-    try:
-        return build_service(settings)
-    except SchemaOutdated:
-        raise Failure(t(settings.language, "la base de données n'est pas à jour : lancez "
-                                           "« commons-sync db upgrade »")) from None
-    except DatabaseUnavailable:
-        raise Failure(t(settings.language, "la base de données est injoignable")) from None
 
 
 def _logging(settings: Settings) -> None:
@@ -153,11 +125,11 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     under gunicorn)."""
     from commons_sync.web.app import create_app
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if settings.secret_key is None:
         raise Failure("COMMONS_SYNC_SECRET_KEY is required by serve")
     _logging(settings)
-    app = create_app(settings, _service(settings))
+    app = create_app(settings, service_of(settings))
     # werkzeug's own lines are kept to warnings (the app logs each request with its id): say where.
     log.info("serving on http://%s:%d", host, port)
     app.run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
@@ -168,9 +140,9 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 @click.pass_context
 def worker(ctx: click.Context, once: bool) -> None:
     """Apply stored deliveries in the order received, send the outbox, close due rounds."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     _logging(settings)
-    runner = build_worker(settings, _service(settings))
+    runner = build_worker(settings, service_of(settings))
     if once:
         summary = runner.run_once()
         click.echo(t(settings.language, "{applied} livraisons appliquées, {sent} envois faits, "
@@ -199,13 +171,13 @@ def reconcile(ctx: click.Context, topic_id: int | None, all_topics: bool) -> Non
         reconcile_topic,
     )
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     lang = settings.language
     if (topic_id is None) == (not all_topics):
         raise Failure(t(lang, "indiquez --topic ID ou --all"))
     if not settings.adapter_on("discourse"):
         raise Failure(t(lang, "l'adaptateur forum n'est pas configuré (COMMONS_SYNC_DISCOURSE_URL…)"))
-    svc = _service(settings)
+    svc = service_of(settings)
     forum = build_forum_client(settings, svc)
     applier = DeliveryApplier(svc, forum, ForumSettings.from_settings(settings))
     topics = commons_topics(svc) if all_topics else [topic_id]

@@ -11,7 +11,8 @@ import json
 import click
 
 from commons_sync import texts
-from commons_sync.cli_forum import Failure, _service, _settings, build_forum_client
+from commons_sync.cli_common import Failure, service_of, settings_of
+from commons_sync.cli_forum import build_forum_client
 from commons_sync.engine.errors import EngineError
 from commons_sync.i18n import format_money, t
 
@@ -27,11 +28,11 @@ def round_remind(ctx: click.Context, slug: str, dry_run: bool, as_json: bool) ->
     from commons_sync.service import handlers
     from commons_sync.service.reminders import duration_minutes, plan_reminders, queue_reminders
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     lang = settings.language
     if not settings.adapter_on("discourse"):
         raise Failure(t(lang, "l'adaptateur forum n'est pas configuré (COMMONS_SYNC_DISCOURSE_URL…)"))
-    svc = _service(settings)
+    svc = service_of(settings)
     try:
         group = next((r["group"] for r in handlers.list_rounds(svc) if r["slug"] == slug), None)
         if group is None:
@@ -84,9 +85,9 @@ def commons_cancel(ctx: click.Context, commons_id: int, reason: str, redirect_to
     from commons_sync.service.cancel import CancelRefused, cancel_commons
     from commons_sync.service.handlers import show_commons
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     lang = settings.language
-    svc = _service(settings)
+    svc = service_of(settings)
     try:
         done = cancel_commons(svc, commons_id, reason, redirect_to=redirect_to)
         currency = show_commons(svc, commons_id)["currency"]

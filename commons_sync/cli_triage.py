@@ -6,70 +6,29 @@ group, whose context holds the settings. Run alone, they read the settings thems
 
 from __future__ import annotations
 
-import json
 
 import click
 
-from commons_sync.config import Settings, SettingsError, load_settings
+from commons_sync.cli_common import Failure, amount_of, emit_json, refusal, service_of, settings_of
 from commons_sync.i18n import t
-
-
-class Failure(click.ClickException):
-    """One line on stderr, exit status 1."""
-
-    def show(self, file=None) -> None:
-        click.echo(f"commons-sync: {self.message}", err=True)
-
-
-def _settings(ctx: click.Context) -> Settings:
-    if isinstance(ctx.obj, dict) and "settings" in ctx.obj:
-        return ctx.obj["settings"]
-    try:
-        return load_settings()
-    except SettingsError as error:
-        raise Failure(str(error)) from None
 
 
 def _run(ctx: click.Context, action):
     """Build the service, run `action(svc, settings)`, and turn every refusal into one line."""
-    from commons_sync import texts
-    from commons_sync.bootstrap import SchemaOutdated, build_service
     from commons_sync.engine.errors import EngineError
     from commons_sync.mail.errors import MailError
     from commons_sync.service.triage import TriageRefused
-    from commons_sync.service.unit_of_work import DatabaseUnavailable
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     lang = settings.language
     try:
-        return action(build_service(settings), settings)
+        return action(service_of(settings), settings)
     except TriageRefused as error:
         raise Failure(error.message(lang)) from None
     except EngineError as error:
-        raise Failure(texts.reason(error.code, lang, **error.params)) from None
-    except SchemaOutdated:
-        raise Failure(t(lang, "la base de données n'est pas à jour : lancez « commons-sync db upgrade »")) from None
-    except DatabaseUnavailable:
-        raise Failure(t(lang, "la base de données est injoignable")) from None
+        raise refusal(error, lang) from None
     except MailError as error:
         raise Failure(t(lang, "la boîte aux lettres n'a pas répondu : {error}", error=error)) from None
-
-
-def _amount(ctx: click.Context, value: str | None) -> int | None:
-    from commons_sync import texts
-    from commons_sync.engine.errors import EngineError
-    from commons_sync.engine.money import parse_amount
-
-    if value is None:
-        return None
-    try:
-        return parse_amount(value)
-    except EngineError as error:
-        raise Failure(texts.reason(error.code, _settings(ctx).language, **error.params)) from None
-
-
-def _emit_json(data) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
 
 @click.group("triage")
@@ -88,9 +47,9 @@ def triage_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
 
     items = _run(ctx, lambda svc, settings: list_submissions(svc, status))
     if as_json:
-        _emit_json(items)
+        emit_json(items)
         return
-    lang = _settings(ctx).language
+    lang = settings_of(ctx).language
     for item in items:
         duplicates = ", ".join(f"{d['kind']} {d['id']}" for d in item["possible_duplicates"])
         line = f"{item['id']}\t{item['reference']}\t{item['status']}\t{item['sender_name'] or ''}\t{item['subject']}"
@@ -108,10 +67,10 @@ def triage_show(ctx: click.Context, submission_id: int, as_json: bool, show_raw:
     """Show one submission: sender, date, text, attachments."""
     from commons_sync.service.triage import show_submission
 
-    lang = _settings(ctx).language
+    lang = settings_of(ctx).language
     item = _run(ctx, lambda svc, settings: show_submission(svc, submission_id, lang))
     if as_json:
-        _emit_json(item)
+        emit_json(item)
         return
     if show_raw:
         click.echo(item["raw"])
@@ -151,7 +110,7 @@ def triage_accept(ctx: click.Context, submission_id: int, title: str | None, goa
     """
     from commons_sync.service.triage import Acceptance, TriageSettings, accept
 
-    acceptance = Acceptance(title=title, goal_cents=_amount(ctx, goal), cap_cents=_amount(ctx, cap),
+    acceptance = Acceptance(title=title, goal_cents=amount_of(ctx, goal), cap_cents=amount_of(ctx, cap),
                             round_slug=round_slug, referent=referent)
     commons_id = _run(ctx, lambda svc, settings: accept(svc, submission_id, acceptance,
                                                         TriageSettings.from_settings(settings)))
@@ -168,7 +127,7 @@ def triage_reject(ctx: click.Context, submission_id: int, reason: str, send_mail
     from commons_sync.service.triage import reject
 
     mailed = _run(ctx, lambda svc, settings: reject(svc, submission_id, reason, mail=send_mail))
-    lang = _settings(ctx).language
+    lang = settings_of(ctx).language
     if send_mail and not mailed:
         click.echo(t(lang, "Pas de mail : l'expéditeur n'a pas d'adresse ou écrit automatiquement."), err=True)
 
@@ -195,7 +154,7 @@ def triage_retry_topic(ctx: click.Context, submission_id: int) -> None:
     from commons_sync.service.triage import retry_topic_creation
 
     if not _run(ctx, lambda svc, settings: retry_topic_creation(svc, submission_id)):
-        raise Failure(t(_settings(ctx).language, "il n'y a pas de création de sujet à relancer pour "
+        raise Failure(t(settings_of(ctx).language, "il n'y a pas de création de sujet à relancer pour "
                                                  "la proposition {id}", id=submission_id))
 
 
@@ -221,7 +180,7 @@ def mail_poll(ctx: click.Context) -> None:
     from commons_sync.mail.imap import Mailbox
     from commons_sync.service.triage import TriageSettings, poll_mailbox
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     lang = settings.language
     if not settings.adapter_on("imap"):
         raise Failure(t(lang, "la boîte aux lettres n'est pas configurée (COMMONS_SYNC_IMAP_HOST…)"))
