@@ -9,7 +9,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import create_engine, text
 
+from commons_sync.devtools.local_dovecot import LocalDovecot
 from commons_sync.devtools.local_mediawiki import LocalMediaWiki, available
+from commons_sync.devtools.smtp_sink import SmtpSink
 from commons_sync.mediawiki import Wiki, install
 from commons_sync.service.handlers import Service
 from commons_sync.storage.database import make_engine, upgrade
@@ -130,3 +132,44 @@ def human(installed) -> Wiki:
     return Wiki.connect(installed.api_url, installed.human_username, installed.human_password)
 
 
+
+
+# --- a real Dovecot and an aiosmtpd sink, shared by the session --------------------------------------
+
+
+def require_dovecot() -> None:
+    """Fail under CI, skip elsewhere, when Dovecot cannot run here."""
+    if LocalDovecot.available():
+        return
+    message = "dovecot (Debian dovecot-imapd) is not installed, or the tests do not run as root"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def dovecot_server():
+    """The session's Dovecot (it starts in milliseconds but stops in about a second)."""
+    require_dovecot()
+    with LocalDovecot() as server:
+        yield server
+
+
+@pytest.fixture
+def dovecot(dovecot_server):
+    """The session's Dovecot with an empty INBOX and no other folder."""
+    dovecot_server.clear()
+    return dovecot_server
+
+
+@pytest.fixture(scope="session")
+def sink_server():
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def sink(sink_server) -> SmtpSink:
+    """The session's SMTP sink, emptied."""
+    sink_server.clear()
+    return sink_server

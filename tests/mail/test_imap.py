@@ -12,7 +12,8 @@ from commons_sync.devtools.local_dovecot import LocalDovecot, free_port
 from commons_sync.mail.errors import LoginFailed, MailboxCommandFailed, MailboxUnavailable
 from commons_sync.mail.imap import Mailbox
 from commons_sync.mail.store import MailboxStore, MemoryMailboxStore
-from tests.mail.conftest import fixture_bytes, require_dovecot
+from tests.conftest import require_dovecot
+from tests.mail.conftest import fixture_bytes
 from tests.mail.file_store import FileMailboxStore
 
 ROOT = Path(__file__).resolve().parents[2]

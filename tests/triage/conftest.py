@@ -7,7 +7,6 @@ Under CI=true a missing Dovecot or MediaWiki fails the tests instead of skipping
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -28,7 +27,8 @@ from commons_sync.service.triage import TriageSenders
 from commons_sync.service.wiki_sync import WikiSenders
 from commons_sync.storage.database import make_engine, upgrade
 from commons_sync.web.app import create_app
-from tests.forum.harness import OffsetClock, ServedApp
+from commons_sync.devtools.served import ServedApp
+from tests.forum.harness import OffsetClock
 
 FIXTURES = Path(__file__).resolve().parents[1] / "mail" / "fixtures"
 WEBHOOK_SECRET = "triage-test-secret-0123"
@@ -40,41 +40,6 @@ PROGRAM_ADDRESS = "propositions@reseau.example"
 def eml(name: str) -> bytes:
     """The raw bytes of the mail tests' fixture `<name>.eml` (never reformatted)."""
     return (FIXTURES / f"{name}.eml").read_bytes()
-
-
-def require_dovecot() -> None:
-    if LocalDovecot.available():
-        return
-    message = "dovecot (Debian dovecot-imapd) is not installed, or the tests do not run as root"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="session")
-def triage_dovecot():
-    require_dovecot()
-    with LocalDovecot() as server:
-        yield server
-
-
-@pytest.fixture
-def dovecot(triage_dovecot):
-    """The session's Dovecot with an empty INBOX and no other folder."""
-    triage_dovecot.clear()
-    return triage_dovecot
-
-
-@pytest.fixture(scope="session")
-def triage_sink():
-    with SmtpSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def sink(triage_sink) -> SmtpSink:
-    triage_sink.clear()
-    return triage_sink
 
 
 class TriageHarness:
