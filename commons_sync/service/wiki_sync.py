@@ -7,6 +7,7 @@ Fiche titles are decided once, stored on the commons (unique), and never change 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Callable, Iterable
@@ -15,7 +16,7 @@ from commons_sync.engine.model import Commons, Round, Status
 from commons_sync.engine.results import FUNDED, IDEAS, IN_PROGRESS, UNFUNDED
 from commons_sync.i18n import format_units, t
 from commons_sync.mediawiki import fiche
-from commons_sync.mediawiki.errors import EditConflict, PageExists
+from commons_sync.mediawiki.errors import EditConflict, PageExists, WikiUnavailable
 from commons_sync.mediawiki.wiki import Wiki, sync_fiche, sync_results_page
 
 from . import handlers, outbox
@@ -178,18 +179,29 @@ class WikiSenders:
     logged into again when it is back; the worker keeps the row and backs off meanwhile.
     """
 
-    def __init__(self, svc: Service, connect: Callable[[], Wiki], lang: str = "fr") -> None:
+    def __init__(self, svc: Service, connect: Callable[[], Wiki], lang: str = "fr",
+                 pause_seconds: float = 30.0) -> None:
         self.svc, self._connect, self.lang = svc, connect, lang
+        self.pause_seconds = pause_seconds
         self._wiki: Wiki | None = None
+        self._down_until = 0.0
 
     def senders(self) -> dict[str, Callable[[dict], object]]:
         return {outbox.WIKI_FICHE: self.send_fiche, outbox.WIKI_RESULTS: self.send_results}
 
     def _with_wiki(self, action):
-        if self._wiki is None:
-            self._wiki = self._connect()
+        # A wiki found down is not asked again for a while: the other rows of the pass fail at
+        # once and back off, instead of each waiting out the gateway's own patience.
+        if time.monotonic() < self._down_until:
+            raise WikiUnavailable("the wiki was unreachable moments ago")
         try:
+            if self._wiki is None:
+                self._wiki = self._connect()
             return action(self._wiki)
+        except WikiUnavailable:
+            self._wiki = None
+            self._down_until = time.monotonic() + self.pause_seconds
+            raise
         except Exception:
             self._wiki = None
             raise

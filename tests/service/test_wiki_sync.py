@@ -100,9 +100,14 @@ def test_wiki_stopped_in_a_burst_then_back_every_fiche_ends_exact(sqlite_service
     from commons_sync.service.worker import deliver_outbox, pending_rows
 
     svc = sqlite_service
-    senders = wiki_sync.WikiSenders(
-        svc, lambda: Wiki.connect(installed.api_url, installed.bot_username, installed.bot_password,
-                                  patience=1.0)).senders()
+    attempts = []
+
+    def connect():
+        attempts.append(1)
+        return Wiki.connect(installed.api_url, installed.bot_username, installed.bot_password, patience=1.0)
+
+    wiki_senders = wiki_sync.WikiSenders(svc, connect)
+    senders = wiki_senders.senders()
     topics = [9500 + next(_rounds) * 10 + n for n in range(4)]
     ids = [open_commons(svc, slug, f"Panne {slug} {n}", topic_id=topic).id for n, topic in enumerate(topics)]
     deliver_outbox(svc, senders)
@@ -110,11 +115,17 @@ def test_wiki_stopped_in_a_burst_then_back_every_fiche_ends_exact(sqlite_service
     try:
         for n, topic in enumerate(topics):
             pledge(svc, 70_000 + topic, f"lieu-{n}", (n + 1) * 1_000, topic_id=topic)
+        wiki_senders = wiki_sync.WikiSenders(svc, connect)  # a worker that starts while the wiki is down
+        senders = wiki_senders.senders()
+        attempts.clear()
         report = deliver_outbox(svc, senders)
-        assert report.sent == 0 and report.failed > 0
+        assert report.sent == 0 and report.failed == 5  # four fiches and the results page
+        assert len(attempts) == 1  # a wiki found down is not asked again by every row of the pass
         assert pending_rows(svc, senders)  # nothing dropped
     finally:
         installed.start_server()
+    wiki_senders.pause_seconds = 0
+    wiki_senders._down_until = 0.0  # the pause is over (it counts real seconds, not the test clock)
     clock.advance(hours=2)  # past every backoff
     while deliver_outbox(svc, senders).attempted:
         pass
