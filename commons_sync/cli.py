@@ -232,7 +232,7 @@ def render_results(results: Results, currency: str, lang: str) -> str:
                 continue
             partial = f" {t(lang, '(partiel)')}" if line.partial else ""
             cofunders = tn(lang, "{n} cofinanceur", "{n} cofinanceurs", line.cofunders or 0)
-            lines.append(f"* {line.title}{partial} - {format_money(line.raised_cents, currency, lang)} - {cofunders}")
+            lines.append(f"* {line.title} - {format_money(line.raised_cents, currency, lang)} - {cofunders}{partial}")
         lines.append("")
     return "\n".join(lines)
 

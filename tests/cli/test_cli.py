@@ -137,3 +137,9 @@ def test_wiki_install_and_sync_against_the_real_wiki(cli, monkeypatch, installed
 def test_wiki_commands_say_when_the_adapter_is_off(cli):
     result = cli("wiki", "sync", ok=False)
     assert result.exit_code == 1 and "COMMONS_SYNC_MEDIAWIKI_API_URL" in result.stderr
+
+
+def test_round_close_marks_a_partly_funded_commons_as_the_wiki_does(cli):
+    commons_id = cli("commons", "open", "--title", "Presse", "--round", "tl-2026", "--goal", "100").stdout.strip()
+    cli("contribution", "add", "--commons", commons_id, "--amount", "95", "--source", "adhésion", "--member", "ruche")
+    assert "== Financé ==\n* Presse - 95 € - 1 cofinanceur (partiel)\n" in cli("round", "close", "tl-2026").stdout
