@@ -6,9 +6,11 @@ from functools import lru_cache
 
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.exc import DBAPIError
 
 from commons_sync.config import Settings
 from commons_sync.service.handlers import Service
+from commons_sync.service.unit_of_work import DatabaseUnavailable
 from commons_sync.storage.database import alembic_config, make_engine
 
 
@@ -30,8 +32,11 @@ def build_service(settings: Settings, *, check_schema: bool = True) -> Service:
 
 def ensure_schema_current(engine) -> None:
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as error:
+        raise DatabaseUnavailable(type(error.orig).__name__) from None
     if current != head:
         raise SchemaOutdated(current or "empty")
 

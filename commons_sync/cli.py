@@ -103,7 +103,12 @@ def db_upgrade(ctx: click.Context) -> None:
     """Create or migrate the database schema (idempotent)."""
     from commons_sync.bootstrap import _engine
 
-    upgrade(_engine(_settings(ctx).database_url))
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        upgrade(_engine(_settings(ctx).database_url))
+    except DBAPIError:
+        raise Failure(t(_lang(ctx), "la base de données est injoignable")) from None
     click.echo(t(_lang(ctx), "Base de données à jour."), err=True)
 
 

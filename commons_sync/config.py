@@ -72,6 +72,21 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
 
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            url = make_url(value)
+            if url.get_backend_name() not in ("sqlite", "postgresql"):
+                raise ValueError("only sqlite:/// and postgresql:// databases are supported")
+            url.get_dialect()
+        except (ArgumentError, NoSuchModuleError):
+            raise ValueError("not a database URL (sqlite:///path or postgresql://user@host/db)") from None
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

@@ -41,6 +41,8 @@ def test_adapter_fully_set_is_on(monkeypatch):
 
 
 @pytest.mark.parametrize("variables, line", [
+    ({"COMMONS_SYNC_DATABASE_URL": "foo://x"}, "COMMONS_SYNC_DATABASE_URL: only sqlite:/// and postgresql://"),
+    ({"COMMONS_SYNC_DATABASE_URL": "notaurl"}, "COMMONS_SYNC_DATABASE_URL: not a database URL"),
     ({"COMMONS_SYNC_LANGUAGE": "de"}, "COMMONS_SYNC_LANGUAGE: Input should be 'fr' or 'en'"),
     ({"COMMONS_SYNC_TIMEZONE": "Mars/Olympus"}, "COMMONS_SYNC_TIMEZONE: unknown time zone 'Mars/Olympus'"),
     ({"COMMONS_SYNC_DISCOURSE_MAX_RPM": "beaucoup"}, "COMMONS_SYNC_DISCOURSE_MAX_RPM: Input should be a valid integer"),

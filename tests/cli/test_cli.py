@@ -143,3 +143,14 @@ def test_round_close_marks_a_partly_funded_commons_as_the_wiki_does(cli):
     commons_id = cli("commons", "open", "--title", "Presse", "--round", "tl-2026", "--goal", "100").stdout.strip()
     cli("contribution", "add", "--commons", commons_id, "--amount", "95", "--source", "adhésion", "--member", "ruche")
     assert "== Financé ==\n* Presse - 95 € - 1 cofinanceur (partiel)\n" in cli("round", "close", "tl-2026").stdout
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg://postgres@127.0.0.1:1/x", "sqlite:////nonexistent/dir/t.db"])
+@pytest.mark.parametrize("command", [("round", "list"), ("db", "upgrade")])
+def test_unreachable_database_is_one_line(monkeypatch, tmp_path, url, command):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COMMONS_SYNC_DATABASE_URL", url)
+    result = CliRunner().invoke(main, list(command))
+    _engine.cache_clear()
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == ["commons-sync: la base de données est injoignable"]
