@@ -75,6 +75,8 @@ def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedDelivery(f"body is not JSON text: {exc}") from None
+    except RecursionError:
+        raise MalformedDelivery("body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise MalformedDelivery("body is not a JSON object")
     instance = lowered.get("x-discourse-instance") or None

@@ -143,6 +143,9 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
     numbers = [delivery.event_id, verdict.topic_id, post and post.post_id, post and post.version]
     if any(number is not None and not 0 <= number < MAX_ID for number in numbers):
         return Receipt(400, "an id or version is out of range")
+    small = [post and post.version, post and post.post_number]  # 32-bit columns
+    if any(number is not None and not 0 <= number < 2**31 for number in small):
+        return Receipt(400, "a version or post number is out of range")
     now = _utc(svc.clock())
 
     def use_case(uow: UnitOfWork) -> Receipt:

@@ -168,3 +168,21 @@ def test_a_body_of_exactly_one_mebibyte_is_read(forum, served, chunked):
     unsigned = _raw_post(served, body, dict(headers, **{"X-Discourse-Event-Signature": "sha256=00"}),
                          chunked=chunked)
     assert unsigned == 401
+
+
+def test_a_deeply_nested_body_is_400_not_500(forum, client):
+    body = b"[" * 100_000
+    headers = dict(pledge_delivery(1)[0], **{"X-Discourse-Event-Signature": sign(body)})
+    assert client.post(URL, data=body, headers=headers).status_code == 400
+    assert deliveries(forum[0]) == 0
+
+
+@pytest.mark.parametrize("field", ["version", "post_number"])
+def test_a_version_beyond_32_bits_is_400_not_a_database_error(forum, client, field):
+    headers, body = pledge_delivery(1)
+    payload = json.loads(body)
+    payload["post"][field] = 3_000_000_000
+    body = json.dumps(payload).encode()
+    headers["X-Discourse-Event-Signature"] = sign(body)
+    assert client.post(URL, data=body, headers=headers).status_code == 400
+    assert deliveries(forum[0]) == 0
