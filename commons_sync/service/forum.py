@@ -50,6 +50,7 @@ from commons_sync.discourse.errors import (
     CommandSyntaxError,
     MalformedDelivery,
 )
+from commons_sync.discourse.errors import Forbidden, PostRejected
 from commons_sync.discourse.errors import NotFound as ForumNotFound
 from commons_sync.discourse.events import (
     Accepted,
@@ -352,6 +353,12 @@ class DeliveryApplier:
                 try:
                     with log_context(delivery_id=f"webhook:{row.event_id}"):
                         self.apply_row(row)
+                except (ForumNotFound, Forbidden, PostRejected) as exc:
+                    # The forum says for good that what this delivery needs is gone or closed to
+                    # us: it is set aside (noted), so the deliveries after it are not held up.
+                    with log_context(delivery_id=f"webhook:{row.event_id}"):
+                        log.warning("delivery %s set aside: %s", row.event_id, exc)
+                    self._note_failure(row.id, f"set aside: {exc}")
                 except ApiError as exc:
                     with log_context(delivery_id=f"webhook:{row.event_id}"):
                         log.warning("delivery %s waits: %s", row.event_id, exc)
