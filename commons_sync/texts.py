@@ -35,6 +35,7 @@ def reason(code: str, lang: str, *, money_currency: str = "EUR", **params) -> st
         "invalid_slug": lambda: t(lang, "Identifiant de campagne invalide : « {slug} » (minuscules, chiffres et tirets).", slug=p.get("slug", "")),
         "duplicate_slug": lambda: t(lang, "Une campagne « {slug} » existe déjà.", slug=p.get("slug", "")),
         "duplicate_topic": lambda: t(lang, "Le sujet {topic_id} est déjà un commun.", topic_id=p.get("topic_id", "")),
+        "duplicate_wiki_title": lambda: t(lang, "La page « {title} » est déjà la fiche d'un autre commun.", title=p.get("title", "")),
         "round_already_closed": lambda: t(lang, "La campagne « {round} » est déjà close.", round=p.get("round", "")),
         "payment_backwards": lambda: t(lang, "Le suivi ne revient pas en arrière : déjà « {current} ».", current=p.get("current", "")),
         "set_below_pledged": lambda: t(lang, "L'enveloppe ne peut pas être inférieure aux promesses en cours ({pledged}).", pledged=p.get("pledged", "")),

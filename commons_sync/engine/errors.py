@@ -75,6 +75,7 @@ REASONS = (
     "invalid_slug",
     "duplicate_slug",
     "duplicate_topic",
+    "duplicate_wiki_title",
     "round_already_closed",
     "payment_backwards",
     "set_below_pledged",

@@ -276,7 +276,7 @@ def open_commons(svc: Service, spec: CommonsSpec) -> Commons:
         commons = rules.new_commons(
             round_, spec.title.strip(), spec.goal_cents, spec.cap_cents, now, referent=spec.referent,
             topic_id=spec.topic_id, first_post_number=spec.first_post_number,
-            discussion_url=spec.discussion_url, wiki_title=spec.wiki_title,
+            discussion_url=spec.discussion_url, wiki_title=_wiki_title(spec.wiki_title),
             organisations=spec.organisations, next_steps=spec.next_steps)
         uow.repo.add(commons)
         uow.collect([ev.CommonsOpened(commons.id, round_.id)])
@@ -286,7 +286,16 @@ def open_commons(svc: Service, spec: CommonsSpec) -> Commons:
     try:
         return svc.run(use_case)
     except IntegrityError:
+        if spec.topic_id is None:
+            raise InvalidOperation("duplicate_wiki_title", title=_wiki_title(spec.wiki_title)) from None
         raise InvalidOperation("duplicate_topic", topic_id=spec.topic_id) from None
+
+
+def _wiki_title(title: str | None) -> str | None:
+    """A fiche title chosen by staff, made a valid title of the main namespace (CONTRACT §4)."""
+    from commons_sync.mediawiki.fiche import page_title_for
+
+    return page_title_for(title) if title is not None else None
 
 
 def commons_view(commons: Commons, round_: Round, names: list[str]) -> dict:

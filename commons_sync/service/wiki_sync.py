@@ -85,6 +85,37 @@ def _fiche_states(svc: Service, commons_ids: Iterable[int] | None) -> list[Fiche
     return svc.run(use_case)
 
 
+def _keep_off_other_pages(svc: Service, wiki: Wiki, states: list[FicheState]) -> None:
+    """A fiche never written yet must not land on a page people wrote for something else.
+
+    When its title is taken on the wiki by a page without our template, the next free title
+    (` (2)`, ` (3)`…) is chosen and stored (CONTRACT §4).
+    """
+    fresh = [s for s in states if s.last_written is None]
+    if not fresh:
+        return
+    existing = {title for title, page in wiki.read_pages([s.title for s in fresh]).items()
+                if page.exists and fiche.read_fiche(page.text) is None}
+    for state in fresh:
+        if state.title not in existing:
+            continue
+        base, avoid = state.title, set(svc.run(lambda uow: uow.repo.wiki_titles())) | existing
+        while True:
+            candidate = fiche.dedupe_title(base, avoid)
+            page = wiki.read_page(candidate)
+            if not page.exists or fiche.read_fiche(page.text) is not None:
+                break
+            avoid.add(candidate)
+        state.title = candidate
+
+        def store(uow, commons_id=state.commons_id, title=candidate) -> None:
+            commons = uow.repo.commons(commons_id)
+            commons.wiki_title = title
+            uow.commit()
+
+        svc.run(store)
+
+
 def _record(svc: Service, commons_id: int, revid: int, written: dict, from_wiki: dict) -> None:
     """Store what is now on the page, and take in editorial fields a person changed on the wiki."""
     def use_case(uow) -> None:
@@ -108,6 +139,7 @@ def sync_commons_fiche(svc: Service, wiki: Wiki, commons_id: int, lang: str = "f
     states = _fiche_states(svc, [commons_id])
     if not states:
         return False
+    _keep_off_other_pages(svc, wiki, states)
     state = states[0]
     outcome = sync_fiche(wiki, state.title, state.values, state.last_written,
                          t(lang, "commons-sync : mise à jour de la fiche"))
@@ -119,6 +151,7 @@ def sync_all_fiches(svc: Service, wiki: Wiki, lang: str = "fr",
                     progress: Callable[[int], None] | None = None) -> dict[str, int]:
     """Re-sync every fiche, reading pages 50 titles per query and editing only those that change."""
     states = _fiche_states(svc, None)
+    _keep_off_other_pages(svc, wiki, states)
     summary = t(lang, "commons-sync : mise à jour de la fiche")
     counts = {"pages": len(states), "edited": 0}
     for start in range(0, len(states), BATCH):

@@ -135,3 +135,27 @@ def test_wiki_stopped_in_a_burst_then_back_every_fiche_ends_exact(sqlite_service
         title = h.show_commons(svc, commons_id)["wiki_title"]
         values = fiche.read_fiche(wiki.read_page(title).text)
         assert (values["collecte"], values["cofinanceurs"]) == (str((n + 1) * 10), "1")
+
+
+def test_a_page_people_wrote_for_something_else_is_never_taken_over(sqlite_service, slug, wiki, human):
+    svc = sqlite_service
+    title = f"Alpha {slug}"
+    text = "Alpha est une boulangerie de Rodez.\n\n[[Catégorie:Boulangeries]]\n"
+    human.save_page(title, text, base_revid=None, summary="article")
+    c = open_commons(svc, slug, title)
+    wiki_sync.sync_commons_fiche(svc, wiki, c.id)
+    assert wiki.read_page(title).text.rstrip() == text.rstrip()
+    assert h.show_commons(svc, c.id)["wiki_title"] == f"{title} (2)"
+    assert fiche.read_fiche(wiki.read_page(f"{title} (2)").text)["nom"] == title
+
+
+def test_a_chosen_wiki_title_stays_in_the_main_namespace_and_unique(sqlite_service, slug):
+    from commons_sync.engine.errors import InvalidOperation
+
+    c = h.open_commons(sqlite_service, h.CommonsSpec(round_slug=slug, title="X", goal_cents=100,
+                                                     wiki_title="Modèle:Fiche commun"))
+    assert ":" not in h.show_commons(sqlite_service, c.id)["wiki_title"]
+    with pytest.raises(InvalidOperation) as caught:
+        h.open_commons(sqlite_service, h.CommonsSpec(round_slug=slug, title="Y", goal_cents=100,
+                                                     wiki_title="Modèle:Fiche commun"))
+    assert caught.value.code == "duplicate_wiki_title"
