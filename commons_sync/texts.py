@@ -36,6 +36,8 @@ def reason(code: str, lang: str, *, money_currency: str = "EUR", **params) -> st
         "duplicate_slug": lambda: t(lang, "Une campagne « {slug} » existe déjà.", slug=p.get("slug", "")),
         "duplicate_topic": lambda: t(lang, "Le sujet {topic_id} est déjà un commun.", topic_id=p.get("topic_id", "")),
         "duplicate_wiki_title": lambda: t(lang, "La page « {title} » est déjà la fiche d'un autre commun.", title=p.get("title", "")),
+        "not_a_username": lambda: t(lang, "« {name} » n'est pas un nom d'utilisateur du forum (une adresse e-mail n'est jamais publiée).", name=p.get("name", "")),
+        "empty_title": lambda: t(lang, "Le titre est vide."),
         "round_already_closed": lambda: t(lang, "La campagne « {round} » est déjà close.", round=p.get("round", "")),
         "payment_backwards": lambda: t(lang, "Le suivi ne revient pas en arrière : déjà « {current} ».", current=p.get("current", "")),
         "set_below_pledged": lambda: t(lang, "L'enveloppe ne peut pas être inférieure aux promesses en cours ({pledged}).", pledged=p.get("pledged", "")),

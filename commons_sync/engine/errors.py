@@ -76,6 +76,8 @@ REASONS = (
     "duplicate_slug",
     "duplicate_topic",
     "duplicate_wiki_title",
+    "not_a_username",
+    "empty_title",
     "round_already_closed",
     "payment_backwards",
     "set_below_pledged",

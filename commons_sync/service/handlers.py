@@ -36,6 +36,28 @@ from commons_sync.engine.results import ResultLine, Results, round_results
 from .unit_of_work import UnitOfWork, run
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+ADDRESS = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
+
+
+def member_name(text: str) -> str:
+    """A forum username as the service keys it: without `@`, lower case (Discourse ignores case).
+
+    Raises:
+        InvalidOperation: the text is empty or looks like an email address (never published).
+    """
+    name = text.strip().removeprefix("@").strip().lower()
+    if not name or ADDRESS.fullmatch(name):
+        raise InvalidOperation("not_a_username", name=text.strip())
+    return name
+
+
+def display_name(text: str | None) -> str | None:
+    """A referent as people will read it on the forum and the wiki: never an email address."""
+    if text is None or not text.strip():
+        return None
+    if ADDRESS.search(text):
+        raise InvalidOperation("not_a_username", name=text.strip())
+    return text.strip()
 
 
 def utcnow() -> datetime:
@@ -172,10 +194,10 @@ def grant(svc: Service, slug: str, username: str, amount_cents: int, *, set_to: 
 
     def use_case(uow: UnitOfWork) -> dict:
         round_ = _round(uow, slug, lock=True)
-        account = uow.repo.get_or_add_account(round_.id, username)
+        account = uow.repo.get_or_add_account(round_.id, member_name(username))
         uow.repo.append(rules.grant(account, round_, amount_cents, set_to=set_to, reason=reason, now=now))
         uow.commit()
-        return {"username": username, "allocated": _units(account.credited_cents),
+        return {"username": account.username, "allocated": _units(account.credited_cents),
                 "pledged": _units(account.pledged_cents), "balance": _units(account.balance_cents)}
 
     return svc.run(use_case)
@@ -273,8 +295,11 @@ def open_commons(svc: Service, spec: CommonsSpec) -> Commons:
         round_ = _round(uow, spec.round_slug, lock=True)
         if spec.topic_id is not None and uow.repo.commons_by_topic(spec.topic_id) is not None:
             raise InvalidOperation("duplicate_topic", topic_id=spec.topic_id)
+        if not spec.title.strip():
+            raise InvalidOperation("empty_title")
         commons = rules.new_commons(
-            round_, spec.title.strip(), spec.goal_cents, spec.cap_cents, now, referent=spec.referent,
+            round_, spec.title.strip(), spec.goal_cents, spec.cap_cents, now,
+            referent=display_name(spec.referent),
             topic_id=spec.topic_id, first_post_number=spec.first_post_number,
             discussion_url=spec.discussion_url, wiki_title=_wiki_title(spec.wiki_title),
             organisations=spec.organisations, next_steps=spec.next_steps)
@@ -359,7 +384,8 @@ def add_contribution(svc: Service, commons_id: int, amount_cents: int, source: s
             raise NotFound("not_found", what="commons", key=commons_id)
         round_ = uow.repo.round(round_id, lock=True)
         commons = _commons(uow, commons_id)
-        contribution = Contribution(commons.id, round_.id, amount_cents, source.strip(), username,
+        contribution = Contribution(commons.id, round_.id, amount_cents, source.strip(),
+                                    member_name(username) if username else None,
                                     created_at=now)
         uow.repo.add(contribution)  # a refusal below rolls the whole unit of work back
         outcome = rules.add_contribution(commons, round_, contribution, now)
@@ -450,7 +476,7 @@ def apply_post(svc: Service, change: PostChange) -> PostOutcome:
         if pledge is None:
             if change.kind == "snapshot" and change.amount_cents is None and change.error is None:
                 return PostOutcome(False)  # a post that never had a pledge line is no pledge
-            pledge = Pledge(change.post_id, round_.id, commons.id, change.username,
+            pledge = Pledge(change.post_id, round_.id, commons.id, change.username.strip().lower(),
                             post_number=change.post_number)
             uow.repo.add(pledge)
         account = uow.repo.account(round_.id, pledge.username)

@@ -182,3 +182,31 @@ def test_the_2018_experiment_replayed_gives_the_published_results(service):
     assert h.verify_ledger(service) == []
     balances = [m["balance"] for m in h.show_round(service, "cobudget-2018")["members"]]
     assert min(balances) >= 0 and len(balances) == 35
+
+
+def test_usernames_are_one_account_whatever_their_case_or_at_sign(service):
+    make_round(service)
+    c = open_commons(service)
+    for typed in ("Alice", "alice", "@ALICE"):
+        h.grant(service, "r2026", typed, 10_000)
+    pledge(service, 101, "Alice", 5_000)
+    h.add_contribution(service, c.id, 1_000, "adhésion", "@alice")
+    members = h.show_round(service, "r2026")["members"]
+    assert members == [{"username": "alice", "allocated": 800, "pledged": 50, "balance": 750}]
+    assert h.show_commons(service, c.id)["cofunder_names"] == ["alice"]
+
+
+@pytest.mark.parametrize("call", [
+    lambda svc, c: h.add_contribution(svc, c.id, 100, "x", "bob@example.org"),
+    lambda svc, c: h.grant(svc, "r2026", "bob@example.org", 100),
+    lambda svc, c: h.open_commons(svc, h.CommonsSpec(round_slug="r2026", title="Y", goal_cents=100,
+                                                  referent="Jo <jo@example.org>")),
+    lambda svc, c: h.open_commons(svc, h.CommonsSpec(round_slug="r2026", title="  ", goal_cents=100)),
+])
+def test_an_email_address_is_never_taken_as_a_name_and_a_title_is_never_empty(service, call):
+    make_round(service)
+    c = open_commons(service)
+    with pytest.raises(InvalidOperation) as caught:
+        call(service, c)
+    assert caught.value.code in ("not_a_username", "empty_title")
+    assert len(h.list_commons(service)) == 1 and h.show_round(service, "r2026")["members"] == []
