@@ -17,7 +17,7 @@ _CURRENCY_MARKS = ("€", "eur", "euros", "euro", "$", "usd", "chf", "£", "gbp"
 _SPACES = "\u0020\u00a0\u202f\u2009"
 # One token, already stripped of currency marks: digits in groups of three separated by a space,
 # or plain digits, then an optional decimal part.
-_NUMBER = re.compile(r"(?P<int>\d{1,3}(?:[ ]\d{3})+|\d+)(?:(?P<sep>[.,])(?P<frac>\d+))?")
+_NUMBER = re.compile(r"(?P<int>[0-9]{1,3}(?:[ ][0-9]{3})+|[0-9]+)(?:(?P<sep>[.,])(?P<frac>[0-9]+))?")
 
 
 def parse_amount(text: str) -> int:

@@ -145,7 +145,7 @@ def metrics():
     if recorder is not None:
         recorder.flush()  # this process's own increments first (waits for a flush under way)
     registry = current_app.extensions["commons_sync_metrics"]["registry"]
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 class _DatabaseCollector:

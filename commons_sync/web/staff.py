@@ -209,7 +209,8 @@ def sso_return():
     """The forum's signed answer: check the signature, the nonce and the staff group, then log in."""
     secret = _connect_secret()
     payload, sig = request.args.get("sso", ""), request.args.get("sig", "")
-    if not secret or not payload or not hmac.compare_digest(_sign(secret, payload), sig.lower()):
+    if not secret or not payload or not hmac.compare_digest(_sign(secret, payload).encode(),
+                                                            sig.lower().encode("utf-8", "replace")):
         return _refused(t(g.lang, "La réponse du forum n'est pas signée correctement."))
     try:
         fields = {key: values[0] for key, values in

@@ -21,7 +21,7 @@ def test_accepted_amounts(text, cents):
     ("1 200,505", "amount_too_many_decimals"), ("0", "amount_not_positive"),
     ("0,00", "amount_not_positive"), ("-5", "amount_not_positive"), ("", "amount_empty"),
     ("cinquante", "amount_malformed"), ("1 2000", "amount_malformed"), ("50 50", "amount_malformed"),
-    ("5e3", "amount_malformed"), ("99999999999999", "amount_too_large"),
+    ("5e3", "amount_malformed"), ("\u0665\u0660", "amount_malformed"), ("\uff15\uff10", "amount_malformed"), ("99999999999999", "amount_too_large"),
 ])
 def test_refused_amounts_say_why(text, code):
     with pytest.raises(AmountError) as caught:

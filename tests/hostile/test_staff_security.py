@@ -180,3 +180,11 @@ def test_an_amount_of_thousands_of_digits_in_the_accept_form_is_refused_not_a_50
     assert triage.show_submission(staff_app.extensions["commons_sync"]["service"], 1)["status"] == "queued"
 
 
+
+
+def test_a_signature_with_non_ascii_characters_is_refused_not_a_crash(staff_app):
+    client = staff_app.test_client()
+    answer = forum_answer(start_login(client))
+    answer["sig"] = "\u00e9" * 64
+    assert client.get("/staff/sso", query_string=answer).status_code == 403
+    assert not _logged_in(client)

@@ -17,6 +17,7 @@ def scrape(forum) -> dict[tuple[str, tuple], float]:
     answer = requests.get(forum.app.url + "/metrics", timeout=10)
     assert answer.status_code == 200
     assert answer.headers["X-Request-Id"]
+    assert answer.headers["Content-Type"].count("charset") == 1  # Prometheus 3 refuses duplicates
     samples = {}
     for family in text_string_to_metric_families(answer.text):
         for sample in family.samples:
