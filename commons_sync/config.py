@@ -23,8 +23,9 @@ ADAPTER_GROUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("discourse_category",),
     ),
     "mediawiki": (("mediawiki_api_url", "mediawiki_username", "mediawiki_password"), ()),
-    "imap": (("imap_host", "imap_username", "imap_password"), ()),
-    "smtp": (("smtp_host", "smtp_from"), ()),
+    "imap": (("imap_host", "imap_username", "imap_password"),
+             ("imap_port", "imap_ssl", "imap_folder", "imap_done_folder")),
+    "smtp": (("smtp_host", "smtp_from"), ("smtp_port", "smtp_username", "smtp_password", "smtp_starttls")),
 }
 
 
@@ -112,8 +113,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _adapters_set_together(self) -> "Settings":
-        for required, _optional in ADAPTER_GROUPS.values():
+        for required, optional in ADAPTER_GROUPS.values():
             present = [name for name in required if getattr(self, name) not in (None, "")]
+            extras = [name for name in optional if name in self.model_fields_set]
+            if extras and not present:
+                raise ValueError(
+                    f"{PREFIX}{required[0].upper()} is required together with "
+                    + ", ".join(PREFIX + name.upper() for name in extras))
             if present and len(present) < len(required):
                 missing = next(name for name in required if name not in present)
                 raise ValueError(

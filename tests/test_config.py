@@ -26,7 +26,9 @@ def test_defaults_and_adapters_off():
 
 
 def test_dotenv_file_is_read(tmp_path):
-    (tmp_path / ".env").write_text("COMMONS_SYNC_LANGUAGE=en\nCOMMONS_SYNC_IMAP_SSL=false\n")
+    (tmp_path / ".env").write_text("COMMONS_SYNC_LANGUAGE=en\nCOMMONS_SYNC_IMAP_SSL=false\n"
+                                   "COMMONS_SYNC_IMAP_HOST=imap.example.org\nCOMMONS_SYNC_IMAP_USERNAME=p\n"
+                                   "COMMONS_SYNC_IMAP_PASSWORD=secret\n")
     settings = load_settings()
     assert settings.language == "en" and settings.imap_effective_port == 143
 
@@ -43,6 +45,9 @@ def test_adapter_fully_set_is_on(monkeypatch):
 @pytest.mark.parametrize("variables, line", [
     ({"COMMONS_SYNC_DATABASE_URL": "foo://x"}, "COMMONS_SYNC_DATABASE_URL: only sqlite:/// and postgresql://"),
     ({"COMMONS_SYNC_DATABASE_URL": "notaurl"}, "COMMONS_SYNC_DATABASE_URL: not a database URL"),
+    ({"COMMONS_SYNC_IMAP_PORT": "993"}, "COMMONS_SYNC_IMAP_HOST is required together with COMMONS_SYNC_IMAP_PORT"),
+    ({"COMMONS_SYNC_SMTP_USERNAME": "x"}, "COMMONS_SYNC_SMTP_HOST is required together with COMMONS_SYNC_SMTP_USERNAME"),
+    ({"COMMONS_SYNC_DISCOURSE_CATEGORY": "5"}, "COMMONS_SYNC_DISCOURSE_URL is required together with COMMONS_SYNC_DISCOURSE_CATEGORY"),
     ({"COMMONS_SYNC_LANGUAGE": "de"}, "COMMONS_SYNC_LANGUAGE: Input should be 'fr' or 'en'"),
     ({"COMMONS_SYNC_TIMEZONE": "Mars/Olympus"}, "COMMONS_SYNC_TIMEZONE: unknown time zone 'Mars/Olympus'"),
     ({"COMMONS_SYNC_DISCOURSE_MAX_RPM": "beaucoup"}, "COMMONS_SYNC_DISCOURSE_MAX_RPM: Input should be a valid integer"),
