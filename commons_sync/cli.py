@@ -73,7 +73,28 @@ def parse_date(ctx: click.Context, value: str | None) -> datetime | None:
 LONG_RUNNING = ("serve", "worker", "demo")  # their INFO lines are the service's journal
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineGroup(click.Group):
+    """A usage error (unknown command, missing option, wrong type) is one line too, like a refusal."""
+
+    def main(self, *args, **kwargs):
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        try:
+            status = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as error:
+            hint = f" (commons-sync {error.ctx.command_path.partition(' ')[2]} --help)".replace("  ", " ") \
+                if error.ctx is not None else ""
+            click.echo(f"commons-sync: {error.format_message()}{hint}", err=True)
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            error.show()
+            sys.exit(error.exit_code)
+        except click.Abort:
+            sys.exit(1)
+        sys.exit(status if isinstance(status, int) else 0)
+
+
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--log-format", type=click.Choice(logs.FORMATS), envvar=logs.ENV_FORMAT,
               help="text (default) or json: one JSON object a line [COMMONS_SYNC_LOG_FORMAT]")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),

@@ -154,3 +154,18 @@ def test_unreachable_database_is_one_line(monkeypatch, tmp_path, url, command):
     _engine.cache_clear()
     assert result.exit_code == 1
     assert result.stderr.splitlines() == ["commons-sync: la base de données est injoignable"]
+
+
+@pytest.mark.parametrize("args, line", [
+    (["commons", "show", "abc"], "commons-sync: Invalid value for 'COMMONS_ID': 'abc' is not a valid integer."),
+    (["round", "create", "x"], "commons-sync: Missing option '--name'."),
+    (["nope"], "commons-sync: No such command 'nope'."),
+])
+def test_usage_errors_are_one_line_too(args, line, tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "commons_sync.cli", *args], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(line)
