@@ -22,6 +22,7 @@ from commons_sync.config import Settings, SettingsError, load_settings
 from commons_sync.engine.errors import EngineError
 from commons_sync.engine.model import PaymentState
 from commons_sync.engine.results import FUNDED, IDEAS, IN_PROGRESS, UNFUNDED, Results
+from commons_sync.discourse.status_post import status_label
 from commons_sync.i18n import format_money, t, tn
 from commons_sync.service import handlers
 from commons_sync.service.unit_of_work import DatabaseUnavailable
@@ -54,6 +55,13 @@ def use_service(func):
             raise Failure(t(lang, "la base de données est injoignable")) from None
 
     return wrapper
+
+
+def round_status(status: str, lang: str) -> str:
+    """A round's status in the reader's language (`--json` keeps the stable English word)."""
+    labels = {"scheduled": t(lang, "à venir"), "open": t(lang, "ouverte"),
+              "closing": t(lang, "en cours de clôture"), "closed": t(lang, "close")}
+    return labels.get(status, status)
 
 
 def parse_date(ctx: click.Context, value: str | None) -> datetime | None:
@@ -189,7 +197,7 @@ def round_list(ctx, svc, as_json):
     lang = _lang(ctx)
     table = Table(t(lang, "Identifiant"), t(lang, "Nom"), t(lang, "Statut"), t(lang, "Ouverture"), t(lang, "Clôture"))
     for r in rounds:
-        table.add_row(r["slug"], r["name"], r["status"], r["opens"][:16], (r["closes"] or "")[:16])
+        table.add_row(r["slug"], r["name"], round_status(r["status"], lang), r["opens"][:16], (r["closes"] or "")[:16])
     out.print(table)
 
 
@@ -203,7 +211,7 @@ def round_show(ctx, svc, slug, as_json):
     if as_json:
         return emit_json(data)
     lang = _lang(ctx)
-    click.echo(f"{data['name']} ({data['slug']}) — {data['status']}")
+    click.echo(f"{data['name']} ({data['slug']}) — {round_status(data['status'], _lang(ctx))}")
     table = Table(t(lang, "Membre"), t(lang, "Enveloppe"), t(lang, "Promis"), t(lang, "Solde"))
     for m in data["members"]:
         table.add_row(m["username"], *(_money(m[k], data["currency"], lang) for k in ("allocated", "pledged", "balance")))
@@ -348,7 +356,7 @@ def commons_list(ctx, svc, round_slug, as_json):
     lang = _lang(ctx)
     table = Table("id", t(lang, "Titre"), t(lang, "Statut"), t(lang, "Collecté"), t(lang, "Objectif"), t(lang, "Cofinanceurs"))
     for c in items:
-        table.add_row(str(c["id"]), c["title"], c["status"], _money(c["raised"], c["currency"], lang),
+        table.add_row(str(c["id"]), c["title"], status_label(c["status"], lang), _money(c["raised"], c["currency"], lang),
                       _money(c["goal"], c["currency"], lang), str(c["cofunders"]))
     out.print(table)
 
@@ -364,11 +372,12 @@ def commons_show(ctx, svc, commons_id, as_json):
         return emit_json(c)
     lang = _lang(ctx)
     money = lambda key: _money(c[key], c["currency"], lang)  # noqa: E731
-    click.echo(f"#{c['id']} {c['title']} — {c['status']}")
-    click.echo(f"{t(lang, 'Collecté')} : {money('raised')} / {money('goal')} ({c['percent']} %)"
+    colon = " :" if lang == "fr" else ":"
+    click.echo(f"#{c['id']} {c['title']} — {status_label(c['status'], lang)}")
+    click.echo(f"{t(lang, 'Collecté')}{colon} {money('raised')} / {money('goal')} ({c['percent']} %)"
                f" — {t(lang, 'promesses')} {money('pledged')}, {t(lang, 'apports')} {money('contributed')},"
                f" {t(lang, 'abondement')} {money('matched')}")
-    click.echo(f"{tn(lang, '{n} cofinanceur', '{n} cofinanceurs', c['cofunders'])} : {', '.join(c['cofunder_names'])}")
+    click.echo(f"{tn(lang, '{n} cofinanceur', '{n} cofinanceurs', c['cofunders'])}{colon} {', '.join(c['cofunder_names'])}")
 
 
 # --- contributions and pledges ---------------------------------------------------------------------

@@ -169,3 +169,13 @@ def test_usage_errors_are_one_line_too(args, line, tmp_path):
                             cwd=tmp_path)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(line)
+
+
+def test_statuses_are_shown_in_the_reader_language(cli, monkeypatch):
+    commons_id = cli("commons", "open", "--title", "Wiki", "--round", "tl-2026", "--goal", "10").stdout.strip()
+    cli("contribution", "add", "--commons", commons_id, "--amount", "10", "--source", "x")
+    assert "ouverte" in cli("round", "list").stdout
+    monkeypatch.setenv("COMMONS_SYNC_LANGUAGE", "en")
+    shown = cli("commons", "show", commons_id).stdout
+    assert shown.splitlines()[0].endswith("— funded") and "Raised:" in shown
+    assert "open" in cli("round", "list").stdout
