@@ -29,6 +29,7 @@ def reason(code: str, lang: str, *, money_currency: str = "EUR", **params) -> st
         "not_found": lambda: t(lang, "Introuvable : {what} {key}.", what=p.get("what", ""), key=p.get("key", "")),
         "invalid_operation": lambda: t(lang, "Opération impossible."),
         "invalid_date": lambda: t(lang, "Date invalide : « {date} » (format attendu : 2026-12-01 ou 2026-12-01T18:00).", date=p.get("date", "")),
+        "closes_before_opens": lambda: t(lang, "La clôture ({closes}) doit venir après l'ouverture ({opens}).", closes=p.get("closes", ""), opens=p.get("opens", "")),
         "invalid_currency": lambda: t(lang, "Devise inconnue : « {currency} » (code ISO 4217, par exemple EUR).", currency=p.get("currency", "")),
         "invalid_ratio": lambda: t(lang, "Règle d'abondement invalide : il faut un ratio positif et une réserve positive."),
         "invalid_threshold": lambda: t(lang, "Seuil partiel invalide : {value} (entre 1 et 100).", value=p.get("value", "")),

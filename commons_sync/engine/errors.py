@@ -69,6 +69,7 @@ REASONS = (
     "not_found",
     "invalid_operation",
     "invalid_date",
+    "closes_before_opens",
     "invalid_currency",
     "invalid_ratio",
     "invalid_threshold",

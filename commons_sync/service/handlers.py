@@ -109,7 +109,8 @@ def create_round(svc: Service, spec: RoundSpec) -> Round:
     now = svc.clock()
     opens_at = spec.opens_at or now
     if spec.closes_at is not None and spec.closes_at <= opens_at:
-        raise InvalidOperation("invalid_date", date=spec.closes_at.isoformat())
+        raise InvalidOperation("closes_before_opens", closes=spec.closes_at.astimezone(svc.zone).isoformat(),
+                               opens=opens_at.astimezone(svc.zone).isoformat())
     if spec.allocation_cents <= 0:
         raise InvalidOperation("amount_not_positive")
     if spec.partial_threshold_pct is not None and not 0 < spec.partial_threshold_pct <= 100:

@@ -75,6 +75,8 @@ def test_export_opens_in_french_spreadsheets(cli, tmp_path):
     (("commons", "open", "--title", "X", "--round", "tl-2026", "--goal", "1,200"), "« 1,200 » est ambigu"),
     (("round", "create", "b", "--name", "B", "--allocation", "5", "--group", "g", "--closes", "demain"),
      "Date invalide : « demain »"),
+    (("round", "create", "b", "--name", "B", "--allocation", "5", "--group", "g", "--closes", "2020-01-01"),
+     "La clôture (2020-01-01T00:00:00+01:00) doit venir après l'ouverture"),
     (("round", "create", "b", "--name", "B", "--allocation", "5", "--group", "g", "--currency", "EURO"),
      "Devise inconnue : « EURO »"),
     (("round", "create", "tl-2026", "--name", "B", "--allocation", "5", "--group", "g"), "existe déjà"),
