@@ -159,7 +159,7 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
             instance=delivery.instance, body=body, received_at=now, topic_id=verdict.topic_id,
             post_id=post.post_id if post else None, version=post.version if post else None,
             opens_commons=verdict.opens_commons,
-        )).rowcount == 1
+        )).first() is not None  # rowcount is not reliable for an upsert on every driver
         uow.commit()
         return Receipt(202, "stored" if stored else "already stored", stored)
 
@@ -170,7 +170,8 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
 def _store_delivery(dialect_name: str):
     """The insert of a delivery, built once per dialect so SQLAlchemy's compiled cache serves it."""
     insert_ = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    return insert_(ft.forum_deliveries).on_conflict_do_nothing(index_elements=[ft.forum_deliveries.c.event_id])
+    return (insert_(ft.forum_deliveries).on_conflict_do_nothing(index_elements=[ft.forum_deliveries.c.event_id])
+            .returning(ft.forum_deliveries.c.id))
 
 
 def bot_topic_post(delivery: Delivery, bot_username: str) -> PostSnapshot | None:
