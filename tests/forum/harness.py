@@ -84,6 +84,17 @@ class ForumHarness:
         self.app.stop()
         self.engine.dispose()
 
+    def environment(self, max_rpm: int = 600) -> dict[str, str]:
+        """The COMMONS_SYNC_* variables a command of the forum side reads to reach this stack."""
+        return {
+            "COMMONS_SYNC_DATABASE_URL": self.database_url,
+            "COMMONS_SYNC_DISCOURSE_URL": self.forum.url,
+            "COMMONS_SYNC_DISCOURSE_API_KEY": self.forum.api_key,
+            "COMMONS_SYNC_DISCOURSE_API_USERNAME": self.forum.api_username,
+            "COMMONS_SYNC_DISCOURSE_WEBHOOK_SECRET": SECRET,
+            "COMMONS_SYNC_DISCOURSE_MAX_RPM": str(max_rpm),
+        }
+
     # -- set-up ----------------------------------------------------------------------------------
 
     def people(self, members=MEMBERS, others=("zoe",)) -> None:

@@ -8,20 +8,11 @@ from click.testing import CliRunner
 from commons_sync.cli_forum import reconcile, serve, worker
 from commons_sync.service.forum import pending_delivery_count
 
-from .harness import SECRET
 
 
 @pytest.fixture
 def env(forum, monkeypatch):
-    values = {
-        "COMMONS_SYNC_DATABASE_URL": forum.database_url,
-        "COMMONS_SYNC_DISCOURSE_URL": forum.forum.url,
-        "COMMONS_SYNC_DISCOURSE_API_KEY": forum.forum.api_key,
-        "COMMONS_SYNC_DISCOURSE_API_USERNAME": forum.forum.api_username,
-        "COMMONS_SYNC_DISCOURSE_WEBHOOK_SECRET": SECRET,
-        "COMMONS_SYNC_DISCOURSE_MAX_RPM": "600",
-    }
-    for name, value in values.items():
+    for name, value in forum.environment(max_rpm=600).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("COMMONS_SYNC_SECRET_KEY", raising=False)
     return forum

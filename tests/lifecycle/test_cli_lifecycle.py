@@ -6,22 +6,13 @@ import pytest
 from click.testing import CliRunner
 
 from commons_sync.cli import main
-from tests.forum.harness import SECRET
 
 from .conftest import private_messages
 
 
 @pytest.fixture
 def env(forum, monkeypatch):
-    values = {
-        "COMMONS_SYNC_DATABASE_URL": forum.database_url,
-        "COMMONS_SYNC_DISCOURSE_URL": forum.forum.url,
-        "COMMONS_SYNC_DISCOURSE_API_KEY": forum.forum.api_key,
-        "COMMONS_SYNC_DISCOURSE_API_USERNAME": forum.forum.api_username,
-        "COMMONS_SYNC_DISCOURSE_WEBHOOK_SECRET": SECRET,
-        "COMMONS_SYNC_DISCOURSE_MAX_RPM": "50",
-    }
-    for name, value in values.items():
+    for name, value in forum.environment(max_rpm=50).items():
         monkeypatch.setenv(name, value)
     return forum
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.forum.harness import SECRET, ForumHarness
+from tests.forum.harness import ForumHarness
 
 
 @pytest.fixture
@@ -19,15 +19,7 @@ def forum(sqlite_url):
 @pytest.fixture
 def forum_env(forum, monkeypatch):
     """The environment a command of the forum side reads (the double's URL and key)."""
-    values = {
-        "COMMONS_SYNC_DATABASE_URL": forum.database_url,
-        "COMMONS_SYNC_DISCOURSE_URL": forum.forum.url,
-        "COMMONS_SYNC_DISCOURSE_API_KEY": forum.forum.api_key,
-        "COMMONS_SYNC_DISCOURSE_API_USERNAME": forum.forum.api_username,
-        "COMMONS_SYNC_DISCOURSE_WEBHOOK_SECRET": SECRET,
-        "COMMONS_SYNC_DISCOURSE_MAX_RPM": "600",
-    }
-    for name, value in values.items():
+    for name, value in forum.environment(max_rpm=600).items():
         monkeypatch.setenv(name, value)
     for name in ("COMMONS_SYNC_SECRET_KEY", "COMMONS_SYNC_DISCOURSE_CATEGORY", "COMMONS_SYNC_LOG_FORMAT",
                  "COMMONS_SYNC_LOG_LEVEL"):
