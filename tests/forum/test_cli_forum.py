@@ -9,7 +9,6 @@ from commons_sync.cli_forum import reconcile, serve, worker
 from commons_sync.service.forum import pending_delivery_count
 
 
-
 @pytest.fixture
 def env(forum, monkeypatch):
     for name, value in forum.environment(max_rpm=600).items():
