@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -80,6 +81,7 @@ class Counters:
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # one flush at a time: a flush returns once all before it landed
         self._pending: dict[tuple[str, str], float] = defaultdict(float)
+        self._last_flush = float("-inf")
 
     def inc(self, name: str, labels: Mapping[str, object] | None = None, by: float = 1.0) -> None:
         with self._lock:
@@ -97,6 +99,15 @@ class Counters:
     def pending(self) -> dict[tuple[str, str], float]:
         with self._lock:
             return dict(self._pending)
+
+    def flush_if_due(self, every_seconds: float = 1.0) -> bool:
+        """Flush when the last flush is older than `every_seconds` (a busy web process writes its
+        counters about once a second instead of after every request)."""
+        now = time.monotonic()
+        if now - self._last_flush < every_seconds:
+            return True
+        self._last_flush = now
+        return self.flush()
 
     def flush(self) -> bool:
         """Add the pending increments to the database; on failure keep them. Returns success."""

@@ -85,8 +85,9 @@ def _end_request(response: Response) -> Response:
                 time.monotonic() - g.get("request_started", time.monotonic()))
     recorder = _recorder()
     if recorder is not None and request.path not in _QUIET_PATHS:
-        # After the answer is sent: a busy database never delays the answer to Discourse.
-        response.call_on_close(recorder.flush)
+        # After the answer is sent, at most once a second: a busy database never delays the
+        # answer to Discourse, and a burst of webhooks does not write the counters per request.
+        response.call_on_close(recorder.flush_if_due)
     return response
 
 
