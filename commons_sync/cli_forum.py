@@ -185,10 +185,17 @@ def reconcile(ctx: click.Context, topic_id: int | None, all_topics: bool) -> Non
         raise Failure(t(lang, "le sujet {topic} n'est pas un commun", topic=topic_id))
     from commons_sync.discourse.errors import DiscourseError
 
-    for topic in topics:
-        try:
-            count = reconcile_topic(applier, forum, topic)
-        except DiscourseError as error:
-            raise Failure(t(lang, "le forum n'a pas répondu pour le sujet {topic} : {error}",
-                            topic=topic, error=error)) from None
-        click.echo(f"{topic}\t{count}")
+    from rich.console import Console
+    from rich.progress import Progress
+
+    # The bar goes to stderr and only on a terminal: stdout keeps one `topic<TAB>posts` line each.
+    with Progress(console=Console(stderr=True), transient=True, disable=len(topics) < 2) as progress:
+        task = progress.add_task(t(lang, "Sujets relus"), total=len(topics))
+        for topic in topics:
+            try:
+                count = reconcile_topic(applier, forum, topic)
+            except DiscourseError as error:
+                raise Failure(t(lang, "le forum n'a pas répondu pour le sujet {topic} : {error}",
+                                topic=topic, error=error)) from None
+            click.echo(f"{topic}\t{count}")
+            progress.advance(task)
