@@ -264,7 +264,7 @@ def render_results(results: Results, currency: str, lang: str) -> str:
             if line.raised_cents is None:
                 lines.append(f"* {line.title}")
                 continue
-            partial = f" {t(lang, '(partiel)')}" if line.partial else ""
+            partial = " " + t(lang, "(partiel)") if line.partial else ""
             cofunders = tn(lang, "{n} cofinanceur", "{n} cofinanceurs", line.cofunders or 0)
             lines.append(f"* {line.title} - {format_money(line.raised_cents, currency, lang)} - {cofunders}{partial}")
         lines.append("")
@@ -374,9 +374,11 @@ def commons_show(ctx, svc, commons_id, as_json):
     money = lambda key: _money(c[key], c["currency"], lang)  # noqa: E731
     colon = " :" if lang == "fr" else ":"
     click.echo(f"#{c['id']} {c['title']} — {status_label(c['status'], lang)}")
-    click.echo(f"{t(lang, 'Collecté')}{colon} {money('raised')} / {money('goal')} ({c['percent']} %)"
-               f" — {t(lang, 'promesses')} {money('pledged')}, {t(lang, 'apports')} {money('contributed')},"
-               f" {t(lang, 'abondement')} {money('matched')}")
+    raised, pledged = t(lang, "Collecté"), t(lang, "promesses")
+    contributed, matched = t(lang, "apports"), t(lang, "abondement")
+    click.echo(f"{raised}{colon} {money('raised')} / {money('goal')} ({c['percent']} %)"
+               f" — {pledged} {money('pledged')}, {contributed} {money('contributed')},"
+               f" {matched} {money('matched')}")
     click.echo(f"{tn(lang, '{n} cofinanceur', '{n} cofinanceurs', c['cofunders'])}{colon} {', '.join(c['cofunder_names'])}")
 
 

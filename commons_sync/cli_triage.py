@@ -78,17 +78,21 @@ def triage_show(ctx: click.Context, submission_id: int, as_json: bool, show_raw:
     sender = item["sender_name"] or ""
     if item["sender_address"]:
         sender = f"{sender} <{item['sender_address']}>".strip()
+    colon = " :" if lang == "fr" else ":"
+    label = {key: t(lang, text) for key, text in (
+        ("reference", "Référence"), ("sender", "Expéditeur"), ("received", "Reçu le"), ("subject", "Objet"),
+        ("malformed", "Message mal formé"), ("attachment", "Pièce jointe"))}
     lines = [
-        f"{t(lang, 'Référence')} : {item['reference']} ({item['status']})",
-        f"{t(lang, 'Expéditeur')} : {sender}",
-        f"{t(lang, 'Reçu le')} : {item['received_at']}",
-        f"{t(lang, 'Objet')} : {item['subject']}",
+        f"{label['reference']}{colon} {item['reference']} ({item['status']})",
+        f"{label['sender']}{colon} {sender}",
+        f"{label['received']}{colon} {item['received_at']}",
+        f"{label['subject']}{colon} {item['subject']}",
     ]
     if item["malformed"]:
-        lines.append(f"{t(lang, 'Message mal formé')} : {item['malformed_description']}")
+        lines.append(f"{label['malformed']}{colon} {item['malformed_description']}")
     for attachment in item["attachments"]:
-        lines.append(f"{t(lang, 'Pièce jointe')} : {attachment['filename'] or '?'} "
-                     f"({attachment['content_type']}, {attachment['size']} o)")
+        lines.append(f"{label['attachment']}{colon} {attachment['filename'] or '?'} "
+                     f"({attachment['content_type']}, {attachment['size']} B)")
     for duplicate in item["possible_duplicates"]:
         lines.append(t(lang, "Doublon possible : {kind} {id} « {title} » ({score} %)", **duplicate))
     click.echo("\n".join(lines) + "\n\n" + item["text"])

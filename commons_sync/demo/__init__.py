@@ -95,15 +95,20 @@ def _print_where_to_look(stack, console: Console, lang: str) -> None:
     round_info = handlers.show_round(stack.svc, ROUND_SLUG)
     console.print(f"[bold]{round_info['name']}[/bold]")
     console.print(render_results(handlers.results(stack.svc, ROUND_SLUG), round_info["currency"], lang), end="")
-    console.print(f"[bold]{t(lang, 'Où regarder')}[/bold]")
-    console.print(f"  {t(lang, 'Forum (double de Discourse)')} : {stack.forum.url}/")
+    colon = " :" if lang == "fr" else ":"
+    where = t(lang, "Où regarder")
+    console.print(f"[bold]{where}[/bold]")
+    forum = t(lang, "Forum (double de Discourse)")
+    console.print(f"  {forum}{colon} {stack.forum.url}/")
     for topic in stack.topics:
         console.print(f"    {stack.forum.url}/t/{topic.topic_id}  {topic.title}")
     if stack.wiki is not None:
         round_ = stack.svc.run(lambda uow: uow.repo.round_by_slug(ROUND_SLUG))
-        console.print(f"  {t(lang, 'Page de résultats du wiki')} : {stack.wiki_page_url(results_title(round_))}")
-        console.print(f"  {t(lang, 'Fiches communs')} : {stack.wiki_page_url('Catégorie:Communs')}")
-    console.print(f"  {t(lang, 'Tri des propositions (équipe)')} : {stack.app.url}/staff/triage "
-                  f"({t(lang, 'connexion en tant que')} « animation »)")
-    console.print(f"  {t(lang, 'API publique')} : {stack.app.url}/api/v1/rounds/{ROUND_SLUG}")
-    console.print(f"  {t(lang, 'Base de données')} : {stack.database_path}")
+        results_page, fiches = t(lang, "Page de résultats du wiki"), t(lang, "Fiches communs")
+        console.print(f"  {results_page}{colon} {stack.wiki_page_url(results_title(round_))}")
+        console.print(f"  {fiches}{colon} {stack.wiki_page_url('Catégorie:Communs')}")
+    triage, login_as = t(lang, "Tri des propositions (équipe)"), t(lang, "connexion en tant que")
+    console.print(f"  {triage}{colon} {stack.app.url}/staff/triage ({login_as} « animation »)")
+    api, database = t(lang, "API publique"), t(lang, "Base de données")
+    console.print(f"  {api}{colon} {stack.app.url}/api/v1/rounds/{ROUND_SLUG}")
+    console.print(f"  {database}{colon} {stack.database_path}")
