@@ -25,6 +25,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Union
 
 from commons_sync.discourse.commands import has_command
@@ -392,17 +393,25 @@ class Ignored:
 class Accepted:
     """A delivery worth storing, unless (`needs_commons_topic`) its topic is not a commons.
 
-    `opens_commons`: the post holds a `/commun` line, accepted even in a topic that is not a
-    commons yet; whether its author is in the staff group is checked later, when it is applied
-    (`author_is_staff` only reflects Discourse's own admin/moderator flag).
+    `opens_commons`: the post holds a `/commun` line (or is the bot's first post of a topic it
+    created, `links_topic`), accepted even in a topic that is not a commons yet; whether its author
+    is in the staff group is checked later, when it is applied (`author_is_staff` only reflects
+    Discourse's own admin/moderator flag). It is parsed only when asked: the webhook asks only for
+    topics it does not know as commons, so most deliveries skip the Markdown parse.
     """
 
     event: str  # canonical_event(delivery)
     subject: Subject
     topic_id: int | None
     needs_commons_topic: bool
-    opens_commons: bool = False
+    links_topic: bool = False
     author_is_staff: bool = False
+
+    @cached_property
+    def opens_commons(self) -> bool:
+        if self.links_topic:
+            return True
+        return isinstance(self.subject, PostSnapshot) and has_command(self.subject.raw or "", "commun")
 
 
 Classification = Union[Ignored, Accepted]
@@ -441,6 +450,4 @@ def classify(delivery: Delivery, bot_username: str) -> Classification:
     if subject.username.casefold() == bot_username.casefold():
         return Ignored("the bot's own post")
     return Accepted(event=event, subject=subject, topic_id=subject.topic_id,
-                    needs_commons_topic=True,
-                    opens_commons=has_command(subject.raw or "", "commun"),
-                    author_is_staff=subject.staff)
+                    needs_commons_topic=True, author_is_staff=subject.staff)

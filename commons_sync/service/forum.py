@@ -32,10 +32,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from commons_sync import texts
 from commons_sync.discourse.client import ForumUser, TopicView
@@ -137,7 +139,7 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
         # The first post of a topic the service created (an accepted proposal): stored, so the
         # worker links the topic even when the creating call's answer was lost.
         verdict = Accepted(event=delivery.event, subject=topic_post, topic_id=topic_post.topic_id,
-                           needs_commons_topic=False, opens_commons=True)
+                           needs_commons_topic=False, links_topic=True)
     if isinstance(verdict, Ignored):
         return Receipt(200, verdict.reason)
     post = verdict.subject if isinstance(verdict.subject, PostSnapshot) else None
@@ -147,31 +149,59 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
     small = [post and post.version, post and post.post_number]  # 32-bit columns
     if any(number is not None and not 0 <= number < 2**31 for number in small):
         return Receipt(400, "a version or post number is out of range")
-    now = _utc(svc.clock())
+    known = _known_commons_topics(svc.engine)
+    in_known_commons = verdict.topic_id in known
+    # Outside the transaction (SQLite holds its write lock for the whole of it), and only where it
+    # matters: a `/commun` line counts for topics not known as commons yet.
+    opens_commons = not in_known_commons and verdict.opens_commons
+    row = dict(event_id=delivery.event_id, event_type=delivery.event_type, event=delivery.event,
+               instance=delivery.instance, body=body, received_at=_utc(svc.clock()),
+               topic_id=verdict.topic_id, post_id=post.post_id if post else None,
+               version=post.version if post else None, opens_commons=opens_commons)
 
     def use_case(uow: UnitOfWork) -> Receipt:
         conn = uow.repo.conn
-        if (verdict.needs_commons_topic and not verdict.opens_commons
-                and not topic_is_commons(conn, verdict.topic_id)):
-            return Receipt(200, "the topic is not a commons")
-        stored = conn.execute(_store_delivery(conn.dialect.name), dict(
-            event_id=delivery.event_id, event_type=delivery.event_type, event=delivery.event,
-            instance=delivery.instance, body=body, received_at=now, topic_id=verdict.topic_id,
-            post_id=post.post_id if post else None, version=post.version if post else None,
-            opens_commons=verdict.opens_commons,
-        )).first() is not None  # rowcount is not reliable for an upsert on every driver
+        if verdict.needs_commons_topic and not opens_commons and not in_known_commons:
+            if not conn.execute(_COMMONS_OF_TOPIC, {"topic_id": verdict.topic_id}).first():
+                if not conn.execute(_TOPIC_OPENING, {"topic_id": verdict.topic_id}).first():
+                    return Receipt(200, "the topic is not a commons")
+            else:
+                known.add(verdict.topic_id)
+        conn.execute(_STORE_DELIVERY, row)
         uow.commit()
-        return Receipt(202, "stored" if stored else "already stored", stored)
+        return Receipt(202, "stored", True)
 
-    return svc.run(use_case)
+    try:
+        return svc.run(use_case)
+    except IntegrityError:
+        # The unique event id decides: Discourse delivered this event before.
+        if svc.run(lambda uow: uow.repo.conn.execute(_DELIVERY_OF_EVENT,
+                                                     {"event_id": delivery.event_id}).first()):
+            return Receipt(202, "already stored")
+        raise
 
 
-@lru_cache(maxsize=None)
-def _store_delivery(dialect_name: str):
-    """The insert of a delivery, built once per dialect so SQLAlchemy's compiled cache serves it."""
-    insert_ = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    return (insert_(ft.forum_deliveries).on_conflict_do_nothing(index_elements=[ft.forum_deliveries.c.event_id])
-            .returning(ft.forum_deliveries.c.id))
+# Built once, so SQLAlchemy's compiled cache serves them (a dialect's `insert … on conflict` is
+# never cached, which made it most of the webhook's time).
+_STORE_DELIVERY = insert(ft.forum_deliveries)
+_DELIVERY_OF_EVENT = select(ft.forum_deliveries.c.id).where(
+    ft.forum_deliveries.c.event_id == bindparam("event_id"))
+_COMMONS_OF_TOPIC = select(tb.commons.c.id).where(tb.commons.c.topic_id == bindparam("topic_id"))
+_TOPIC_OPENING = (select(ft.forum_deliveries.c.id)
+                  .where(ft.forum_deliveries.c.topic_id == bindparam("topic_id"),
+                         ft.forum_deliveries.c.opens_commons.is_(True)).limit(1))
+
+_KNOWN_COMMONS: "WeakKeyDictionary[Engine, set[int]]" = WeakKeyDictionary()
+_KNOWN_COMMONS_MAX = 100_000
+
+
+def _known_commons_topics(engine: Engine) -> set[int]:
+    """Topics this process has seen in the commons table: a commons never loses its topic, so a
+    topic found once is not looked up again (a stale entry only stores a delivery the worker drops)."""
+    known = _KNOWN_COMMONS.setdefault(engine, set())
+    if len(known) > _KNOWN_COMMONS_MAX:
+        known.clear()
+    return known
 
 
 def bot_topic_post(delivery: Delivery, bot_username: str) -> PostSnapshot | None:
@@ -186,17 +216,6 @@ def bot_topic_post(delivery: Delivery, bot_username: str) -> PostSnapshot | None
             or TOPIC_MARKER.search(post.raw or "") is None):
         return None
     return post
-
-
-def topic_is_commons(conn: Connection, topic_id: int | None) -> bool:
-    """Whether the topic is a commons, or a stored delivery may make it one (a `/commun` line)."""
-    if topic_id is None:
-        return False
-    if conn.execute(select(tb.commons.c.id).where(tb.commons.c.topic_id == topic_id)).first():
-        return True
-    d = ft.forum_deliveries
-    return conn.execute(select(d.c.id).where(d.c.topic_id == topic_id, d.c.opens_commons.is_(True))
-                        .limit(1)).first() is not None
 
 
 def pending_delivery_count(svc: Service) -> int:
