@@ -126,7 +126,7 @@ def constant_rate(port: int, path: str, lines: list[str], rate: float, seconds: 
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1)}
 
 
-def throughput(database: str | None, seconds: int) -> dict:
+def throughput(database: str | None, seconds: int, quiet: bool = True) -> dict:
     from commons_sync.service import handlers as h
     from commons_sync.storage.database import make_engine, upgrade
 
@@ -150,10 +150,12 @@ def throughput(database: str | None, seconds: int) -> dict:
            "COMMONS_SYNC_DISCOURSE_URL": "http://127.0.0.1:9", "COMMONS_SYNC_DISCOURSE_API_KEY": "k" * 64,
            "COMMONS_SYNC_DISCOURSE_API_USERNAME": "commons-bot",
            "COMMONS_SYNC_DISCOURSE_WEBHOOK_SECRET": SECRET, "COMMONS_SYNC_SECRET_KEY": "bench"}
-    workers = 2
-    server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
-                               "--log-level", "warning", "commons_sync.web.app:create_app()"], env=env,
-                              cwd=tmp)
+    from commons_sync.web import gunicorn_conf
+
+    server = subprocess.Popen([str(ROOT / ".venv/bin/gunicorn"), "-c", "python:commons_sync.web.gunicorn_conf",
+                               "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+                               "commons_sync.web.app:create_app()"], env=env, cwd=tmp,
+                              stderr=subprocess.DEVNULL if quiet else None)
     try:
         for _ in range(100):
             try:
@@ -175,7 +177,8 @@ def throughput(database: str | None, seconds: int) -> dict:
         server.terminate()
         server.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"server": f"gunicorn, {workers} sync workers, 2 cores shared with wrk",
+    return {"server": f"gunicorn, {gunicorn_conf.workers} processes × {gunicorn_conf.threads} threads "
+                      f"({gunicorn_conf.worker_class}, commons_sync/web/gunicorn_conf.py), 2 cores shared with wrk",
             "database": url.split(":", 1)[0], "bare_204": bare, "webhook": hook,
             "ratio": round(hook["requests_per_second"] / bare["requests_per_second"], 2),
             "at_half_max_rate": half}
