@@ -52,7 +52,7 @@ from commons_sync.discourse.errors import (
     CommandSyntaxError,
     MalformedDelivery,
 )
-from commons_sync.discourse.errors import Forbidden, PostRejected
+from commons_sync.discourse.errors import Forbidden, PostRejected, RateLimited
 from commons_sync.discourse.errors import NotFound as ForumNotFound
 from commons_sync.discourse.events import (
     Accepted,
@@ -206,8 +206,9 @@ def _known_commons_topics(engine: Engine) -> set[int]:
 
 def bot_topic_post(delivery: Delivery, bot_username: str) -> PostSnapshot | None:
     """The bot's first post of a topic it created for a commons (with the triage's marker), or None."""
-    if delivery.event != "post_created" or not isinstance(delivery.payload.get("post"), dict):
-        return None
+    payload = delivery.payload.get("post")
+    if delivery.event != "post_created" or not isinstance(payload, dict) or payload.get("post_number") != 1:
+        return None  # cheap checks first: most deliveries are replies
     try:
         post = post_snapshot(delivery.payload["post"])
     except MalformedDelivery:
@@ -307,6 +308,7 @@ class ApplyReport:
     applied: int = 0
     blocked: str | None = None
     busy: bool = False  # another worker holds the inbox
+    recovered: bool = False  # the forum answered again after failures
 
 
 @dataclass(frozen=True)
@@ -348,19 +350,33 @@ class DeliveryApplier:
     """
 
     def __init__(self, svc: Service, forum: ForumReader, settings: ForumSettings,
-                 worker_id: str | None = None) -> None:
+                 worker_id: str | None = None, backoff: Callable[[int], float] | None = None) -> None:
         self.svc = svc
         self.forum = forum
         self.settings = settings
         self.membership = Membership(svc, forum, settings.membership_ttl_seconds)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        if backoff is None:
+            from .worker import backoff_seconds as backoff
+        self.backoff = backoff
+        self._failures = 0  # in a row: the forum could not answer for the first pending delivery
+        self._wait_until = 0.0  # time.monotonic() before which the forum is not asked again
 
     # -- the pass -----------------------------------------------------------------------------
 
-    def apply_pending(self, limit: int = 1000, lease_seconds: float = 120.0) -> ApplyReport:
+    def apply_pending(self, limit: int = 1000, lease_seconds: float = 120.0, *,
+                      wait: bool = True) -> ApplyReport:
         """Apply up to `limit` stored deliveries in the order received; stop at the first the
-        forum cannot help with (it stays for the next pass, so the order is kept)."""
+        forum cannot help with (it stays for the next pass, so the order is kept).
+
+        After such a stop the forum is left alone for a while (`wait`): as long as its `429`
+        says, else a backoff that doubles with each failure in a row, so a forum that is down
+        does not use up the API ceiling the catching up will need. `wait=False` tries now.
+        """
         report = ApplyReport()
+        if wait and time.monotonic() < self._wait_until:
+            report.blocked = "waiting"
+            return report
         if not self._take_inbox(lease_seconds):
             report.busy = True
             return report
@@ -380,17 +396,30 @@ class DeliveryApplier:
                         log.warning("delivery %s set aside: %s", row.event_id, exc)
                     self._note_failure(row.id, f"set aside: {exc}")
                 except ApiError as exc:
+                    if isinstance(exc, RateLimited):
+                        pause = exc.wait_seconds
+                    else:
+                        self._failures += 1
+                        pause = self.backoff(self._failures)
+                    self._wait_until = time.monotonic() + pause
                     with log_context(delivery_id=f"webhook:{row.event_id}"):
-                        log.warning("delivery %s waits: %s", row.event_id, exc)
+                        log.warning("delivery %s waits %.1f s: %s", row.event_id, pause, exc)
                     self._note_failure(row.id, str(exc))
                     report.blocked = type(exc).__name__
                     return report
+                if self._failures:
+                    report.recovered = True
+                self._failures = 0
                 self._mark_applied(row.id)
                 report.applied += 1
                 self._take_inbox(lease_seconds)  # renew the lease
             return report
         finally:
             self._release_inbox()
+
+    def forum_is_back(self) -> None:
+        """The forum answered another call: the delivery waiting for it is tried at once."""
+        self._failures, self._wait_until = 0, 0.0
 
     def apply_row(self, row) -> None:
         """Apply one stored delivery (its headers rebuilt from the stored columns)."""
@@ -767,16 +796,19 @@ class DatabaseRateLimiter:
     Each request is a row of `forum_api_calls`; `acquire()` counts the rows of the last window
     under a lock (the `api` row of `forum_locks`, `SELECT … FOR UPDATE` on PostgreSQL; SQLite
     serialises writers already) and sleeps until the oldest leaves the window when it is full.
+    The window counted is `margin_seconds` longer than the forum's: the forum counts a request
+    when it arrives, a moment after it was counted here, and a request that took longer on the
+    way than a later one would otherwise put one more than the ceiling in the forum's minute.
     """
 
     def __init__(self, engine, max_per_minute: int, *, window_seconds: float = 60.0,
-                 clock: Callable[[], float] = time.time,
+                 margin_seconds: float = 1.0, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if max_per_minute < 1:
             raise ValueError("max_per_minute must be at least 1")
         self.engine = engine
         self.max_per_minute = max_per_minute
-        self.window_seconds = window_seconds
+        self.window_seconds = window_seconds + margin_seconds
         self._clock = clock
         self._sleep = sleep
 
