@@ -557,8 +557,9 @@ class DeliveryApplier:
                     organisations.append(command.argument.strip() or post.name or post.username)
                 elif command.name in ("referent", "prochaine-etape"):
                     if not self._may_steer(post.username, info):
+                        typed = command.line.split(None, 1)[0].lstrip("/")  # as the author wrote it
                         replies.append(t(lang, "Seuls l'équipe et le référent du commun peuvent "
-                                               "utiliser /{command}.", command=command.name))
+                                               "utiliser /{command}.", command=typed))
                     elif command.name == "referent":
                         try:
                             changes["referent"] = parse_referent(command.argument)
@@ -757,6 +758,10 @@ def reconcile_topic(applier: DeliveryApplier, forum, topic_id: int) -> int:
         if post.is_private_message or post.is_whisper or post.is_small_action:
             continue
         applier.apply_snapshot(post)
+        if not post.is_deleted and _pledge_deleted(applier.svc, post.post_id):
+            # Deletion and recovery keep the version, so a late `post_destroyed` can outlive the
+            # `post_recovered` after it; the forum shows the post live: it is recovered.
+            applier._apply_deletion(post, "recovered")
         count += 1
     p, c = tb.pledges, tb.commons
     known = applier.svc.run(lambda uow: uow.repo.conn.execute(
@@ -778,6 +783,12 @@ def reconcile_topic(applier: DeliveryApplier, forum, topic_id: int) -> int:
         applier.apply_snapshot(post)
         count += 1
     return count
+
+
+def _pledge_deleted(svc: Service, post_id: int) -> bool:
+    p = tb.pledges
+    return bool(svc.run(lambda uow: uow.repo.conn.execute(
+        select(p.c.deleted).where(p.c.post_id == post_id)).scalar()))
 
 
 def commons_topics(svc: Service) -> list[int]:
