@@ -54,6 +54,14 @@ def admit() -> Response | None:
     if rule is not None:
         if rule.mode == "hang":
             parts.failures.stopping.wait(rule.hang_seconds)
+        if rule.status == 429 and rule.retry_after is not None:
+            wait = rule.retry_after
+            response = error_json(
+                429, [f"You’ve performed this action too many times. Please wait {wait:g} seconds before "
+                      "trying again."], "rate_limit", {"wait_seconds": wait, "time_left": f"{wait:g} seconds"})
+            response.headers["Retry-After"] = f"{wait:g}"
+            response.headers["Discourse-Rate-Limit-Error-Code"] = "admin_api_key_rate_limit"
+            return response
         return Response("Internal Server Error" if rule.status >= 500 else "Error", status=rule.status,
                         mimetype="text/plain")
     key = request.headers.get("Api-Key", "")

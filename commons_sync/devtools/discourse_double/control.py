@@ -179,7 +179,8 @@ def add_failure() -> tuple[Response, int]:
     body = _body()
     rule = FailureRule(path_prefix=body.get("path_prefix", "/"), count=int(body.get("count", 1)),
                        mode=body.get("mode", "error"), status=int(body.get("status", 500)),
-                       hang_seconds=float(body.get("hang_seconds", 30.0)), method=body.get("method"))
+                       hang_seconds=float(body.get("hang_seconds", 30.0)), method=body.get("method"),
+                       retry_after=None if body.get("retry_after") is None else float(body["retry_after"]))
     double().failures.add(rule)
     return jsonify({"rules": double().failures.rules()}), 201
 

@@ -96,9 +96,11 @@ class ControlClient:
 
     # misbehaviour and observation
     def fail_next(self, path_prefix: str = "/", count: int = 1, *, mode: str = "error", status: int = 500,
-                  hang_seconds: float = 30.0, method: str | None = None) -> dict[str, Any]:
+                  hang_seconds: float = 30.0, method: str | None = None,
+                  retry_after: float | None = None) -> dict[str, Any]:
         return self._call("POST", "/failures", {"path_prefix": path_prefix, "count": count, "mode": mode,
-                                                "status": status, "hang_seconds": hang_seconds, "method": method})
+                                                "status": status, "hang_seconds": hang_seconds, "method": method,
+                                                "retry_after": retry_after})
 
     def failures(self) -> list[dict[str, Any]]:
         """The failure rules not used up yet."""

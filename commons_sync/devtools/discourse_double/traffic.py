@@ -70,7 +70,8 @@ class RateLimiter:
 @dataclass
 class FailureRule:
     """The next `count` requests whose path starts with `path_prefix` (and method, if given) fail:
-    `mode` `error` answers `status`, `hang` holds the request `hang_seconds` then answers `status`."""
+    `mode` `error` answers `status`, `hang` holds the request `hang_seconds` then answers `status`.
+    A `429` with `retry_after` carries Discourse's `Retry-After` and `extras.wait_seconds`."""
 
     path_prefix: str
     count: int = 1
@@ -78,6 +79,7 @@ class FailureRule:
     status: int = 500
     hang_seconds: float = 30.0
     method: str | None = None
+    retry_after: float | None = None
 
 
 class FailureInjector:

@@ -175,9 +175,11 @@ class WebhookSender:
             record["error"] = "no webhook URL configured"
         else:
             try:
+                started = time.monotonic()
                 response = requests.post(url, data=item.body, headers=headers,
                                          timeout=self.config.webhook_timeout, allow_redirects=False)
                 record["status"] = response.status_code
+                record["seconds"] = time.monotonic() - started
             except requests.RequestException as error:
                 record["error"] = f"{type(error).__name__}: {error}"
         delivered = record["status"] is not None and 200 <= record["status"] < 300
