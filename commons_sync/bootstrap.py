@@ -41,9 +41,10 @@ def ensure_schema_current(engine) -> None:
         raise SchemaOutdated(current or "empty")
 
 
-def connect_wiki(settings: Settings):
-    """The wiki gateway, logged in with the bot password (CONTRACT §2)."""
+def connect_wiki(settings: Settings, patience: float = 10.0):
+    """The wiki gateway, logged in with the bot password (CONTRACT §2); `patience`: seconds one
+    call may spend retrying a wiki that does not answer."""
     from commons_sync.mediawiki import Wiki
 
     return Wiki.connect(settings.mediawiki_api_url, settings.mediawiki_username,
-                        settings.mediawiki_password.get_secret_value())
+                        settings.mediawiki_password.get_secret_value(), patience=patience)

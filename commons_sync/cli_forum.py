@@ -48,12 +48,14 @@ def build_worker(settings: Settings, svc, forum=None):
     from commons_sync.service import ops
     from commons_sync.service.forum import DeliveryApplier, ForumSettings
     from commons_sync.service.triage import TriageSenders
-    from commons_sync.service.worker import ForumSenders, Worker
+    from commons_sync.service.worker import ForumSenders, Worker, backoff_seconds
 
     applier, senders, tasks = None, {}, []
     if settings.adapter_on("discourse"):
         forum = forum or build_forum_client(settings, svc)
-        applier = DeliveryApplier(svc, forum, ForumSettings.from_settings(settings))
+        applier = DeliveryApplier(svc, forum, ForumSettings.from_settings(settings),
+                                  backoff=lambda failures: backoff_seconds(
+                                      failures, settings.retry_base_seconds, settings.retry_max_seconds))
         senders.update(ForumSenders(svc, forum, settings.discourse_api_username, settings.language,
                                     settings.zone).senders())
         # Reminders, cancel notices; the funded thanks and round results, once each (issue 8).
@@ -72,12 +74,15 @@ def build_worker(settings: Settings, svc, forum=None):
         from commons_sync.service.wiki_sync import WikiSenders
 
         def wiki():
-            connected = connect_wiki(settings)
+            # The worker has its own backoff: one call never waits longer than a row would.
+            connected = connect_wiki(settings, patience=min(10.0, settings.retry_max_seconds))
             ops.count_http_calls(getattr(getattr(connected, "site", None), "connection", None), "wiki",
                                  ops.counters(svc.engine))
             return connected
 
-        senders.update(WikiSenders(svc, wiki, settings.language).senders())
+        # A wiki found down is left alone for a while, never longer than a row's longest backoff.
+        senders.update(WikiSenders(svc, wiki, settings.language,
+                                   pause_seconds=min(30.0, settings.retry_max_seconds)).senders())
     else:
         log.warning("wiki adapter off (COMMONS_SYNC_MEDIAWIKI_* unset): fiches stay in the outbox")
     mailer = None
@@ -95,7 +100,10 @@ def build_worker(settings: Settings, svc, forum=None):
     # The heartbeat (and the flush of this process's counters) runs at every pass.
     tasks.append(ops.Heartbeat(svc, ops.counters(svc.engine)))
     senders = ops.instrument_senders(svc, senders, ops.counters(svc.engine))
-    return Worker(svc, applier, senders, tasks=tasks, zone=settings.zone)
+    return Worker(svc, applier, senders, tasks=tasks, zone=settings.zone,
+                  backoff_base_seconds=settings.retry_base_seconds,
+                  backoff_max_seconds=settings.retry_max_seconds,
+                  probe_seconds=min(30.0, settings.retry_max_seconds))
 
 
 def _mailbox_task(settings: Settings, svc, every_seconds: float = 30.0):

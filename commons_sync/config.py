@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     discourse_staff_group: str = "staff"
     discourse_category: int | None = None
     discourse_max_rpm: int = Field(default=50, ge=1, le=100_000)
+    # A failed side effect (forum, wiki, mail) waits retry_base, then twice as long each time,
+    # at most retry_max seconds. Tests and benches shorten them; production keeps the defaults.
+    retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)
+    retry_max_seconds: float = Field(default=3600.0, gt=0, le=86_400)
     discourse_connect_secret: SecretStr | None = None
 
     mediawiki_api_url: str | None = None

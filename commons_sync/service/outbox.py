@@ -19,6 +19,18 @@ ROUND_RESULTS_POST = "round_results_post"
 # Kinds that show a state: a burst of changes waits for a quiet moment and makes one edit.
 SETTLING_KINDS = frozenset({STATUS_POST, WIKI_FICHE, WIKI_RESULTS})
 
+# The peer each kind talks to: when a peer answers again after failures, its rows that were
+# backing off go at once (the forum's API ceiling still paces them). Reminders and notices are
+# left out: they are spread over time on purpose.
+PEER_KINDS: dict[str, frozenset[str]] = {
+    "forum": frozenset({STATUS_POST, REPLY, FUNDED_NOTICE, ROUND_RESULTS_POST}),
+    "wiki": frozenset({WIKI_FICHE, WIKI_RESULTS}),
+}
+
+
+def peer_of(kind: str) -> str | None:
+    return next((peer for peer, kinds in PEER_KINDS.items() if kind in kinds), None)
+
 
 
 def _commons_rows(commons_id: int, round_id: int) -> list[tuple[str, str, dict]]:

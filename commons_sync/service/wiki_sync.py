@@ -225,7 +225,8 @@ class WikiSenders:
     def _with_wiki(self, action):
         # A wiki found down is not asked again for a while: the other rows of the pass fail at
         # once and back off, instead of each waiting out the gateway's own patience.
-        if time.monotonic() < self._down_until:
+        started = time.monotonic()
+        if started < self._down_until:
             raise WikiUnavailable("the wiki was unreachable moments ago")
         try:
             if self._wiki is None:
@@ -233,7 +234,8 @@ class WikiSenders:
             return action(self._wiki)
         except WikiUnavailable:
             self._wiki = None
-            self._down_until = time.monotonic() + self.pause_seconds
+            # Counted from when this try began, so the worker's next probe of the wiki really asks.
+            self._down_until = started + self.pause_seconds
             raise
         except Exception:
             self._wiki = None

@@ -58,9 +58,10 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def backoff_seconds(attempts: int) -> float:
-    """Wait after the `attempts`-th failure in a row: 2, 4, 8 … seconds, at most an hour."""
-    return min(MAX_BACKOFF_SECONDS, 2.0 ** max(1, attempts))
+def backoff_seconds(attempts: int, base: float = 2.0, ceiling: float = MAX_BACKOFF_SECONDS) -> float:
+    """Wait after the `attempts`-th failure in a row: `base`, twice, four times … (2, 4, 8 … s by
+    default), at most `ceiling` (an hour by default)."""
+    return min(ceiling, base * 2.0 ** (max(1, attempts) - 1))
 
 
 # --- the outbox ------------------------------------------------------------------------------------
@@ -75,6 +76,9 @@ class OutboxReport:
     requeued: int = 0  # changed while sending: sent again with the newer state
     deferred: int = 0  # status posts waiting for a burst to settle
     errors: list[str] = field(default_factory=list)
+    peers_down: set[str] = field(default_factory=set)  # a send to that peer failed (not a 429)
+    peers_up: set[str] = field(default_factory=set)  # a send to that peer went through
+    peers_back: set[str] = field(default_factory=set)  # ... and it was a row that had failed before
 
     @property
     def attempted(self) -> int:
@@ -83,13 +87,15 @@ class OutboxReport:
 
 def deliver_outbox(svc: Service, senders: Mapping[str, Sender], *, flush: bool = True,
                    quiet_seconds: float = 1.0, max_delay_seconds: float = 10.0,
-                   lease_seconds: float = 300.0, limit: int = 200) -> OutboxReport:
-    """Send the due outbox rows of the kinds in `senders`, oldest first."""
+                   lease_seconds: float = 300.0, limit: int = 200,
+                   backoff: Callable[[int], float] = backoff_seconds) -> OutboxReport:
+    """Send the due outbox rows of the kinds in `senders`, oldest first; a failed row waits
+    `backoff(attempts)` seconds."""
     report = OutboxReport()
     now = _utc(svc.clock())
     o = tb.outbox
     rows = svc.run(lambda uow: uow.repo.conn.execute(
-        select(o.c.id, o.c.kind, o.c.created_at, o.c.updated_at)
+        select(o.c.id, o.c.kind, o.c.created_at, o.c.updated_at, o.c.attempts)
         .where(o.c.done_at.is_(None), o.c.kind.in_(list(senders)), o.c.not_before <= now,
                or_(o.c.claimed_until.is_(None), o.c.claimed_until < now))
         .order_by(o.c.id).limit(limit)).all())
@@ -115,10 +121,17 @@ def deliver_outbox(svc: Service, senders: Mapping[str, Sender], *, flush: bool =
         except Exception as exc:  # noqa: BLE001 - whatever failed, the row stays and backs off
             with log_context(delivery_id=f"outbox:{row.id}"):
                 log.warning("outbox %s %s failed: %s", row.kind, row.id, exc)
-            _release(svc, row.id, error=f"{type(exc).__name__}: {exc}", count_attempt=True)
+            _release(svc, row.id, error=f"{type(exc).__name__}: {exc}", count_attempt=True,
+                     backoff=backoff)
             report.failed += 1
             report.errors.append(f"{type(exc).__name__}: {exc}")
+            if outbox.peer_of(row.kind):
+                report.peers_down.add(outbox.peer_of(row.kind))
         else:
+            if outbox.peer_of(row.kind):
+                report.peers_up.add(outbox.peer_of(row.kind))
+                if row.attempts:
+                    report.peers_back.add(outbox.peer_of(row.kind))
             if _complete(svc, row.id, seq):
                 report.sent += 1
             else:
@@ -167,7 +180,8 @@ def _complete(svc: Service, row_id: int, seq: int) -> bool:
 
 
 def _release(svc: Service, row_id: int, *, error: str, count_attempt: bool,
-             not_before_seconds: float | None = None) -> None:
+             not_before_seconds: float | None = None,
+             backoff: Callable[[int], float] = backoff_seconds) -> None:
     now = _utc(svc.clock())
     o = tb.outbox
 
@@ -176,13 +190,52 @@ def _release(svc: Service, row_id: int, *, error: str, count_attempt: bool,
         attempts = conn.execute(select(o.c.attempts).where(o.c.id == row_id)).scalar_one()
         if count_attempt:
             attempts += 1
-        wait = not_before_seconds if not_before_seconds is not None else backoff_seconds(attempts)
+        wait = not_before_seconds if not_before_seconds is not None else backoff(attempts)
         conn.execute(update(o).where(o.c.id == row_id).values(
             attempts=attempts, last_error=error[:1000], claimed_until=None,
             not_before=now + timedelta(seconds=wait)))
         uow.commit()
 
     svc.run(use_case)
+
+
+def _backing_off(kinds: Iterable[str], now: datetime):
+    """Rows of `kinds` waiting after failures of their own (not a 429's wait, not claimed)."""
+    o = tb.outbox
+    return (o.c.done_at.is_(None), o.c.kind.in_(list(kinds)), o.c.attempts > 0, o.c.not_before > now,
+            or_(o.c.last_error.is_(None), o.c.last_error.not_like(f"{RATE_LIMITED}%")),
+            or_(o.c.claimed_until.is_(None), o.c.claimed_until < now))
+
+
+def release_backing_off(svc: Service, kinds: Iterable[str]) -> int:
+    """The peer answers again: its rows that were backing off after failures are due now."""
+    now = _utc(svc.clock())
+    o = tb.outbox
+
+    def use_case(uow: UnitOfWork) -> int:
+        count = uow.repo.conn.execute(update(o).where(*_backing_off(kinds, now)).values(not_before=now)).rowcount
+        uow.commit()
+        return count
+
+    return svc.run(use_case)
+
+
+def probe_one(svc: Service, kinds: Iterable[str]) -> bool:
+    """Make the backing-off row of `kinds` due soonest due now, to see whether its peer is back."""
+    now = _utc(svc.clock())
+    o = tb.outbox
+
+    def use_case(uow: UnitOfWork) -> bool:
+        conn = uow.repo.conn
+        row_id = conn.execute(select(o.c.id).where(*_backing_off(kinds, now))
+                              .order_by(o.c.not_before).limit(1)).scalar()
+        if row_id is None:
+            return False
+        conn.execute(update(o).where(o.c.id == row_id).values(not_before=now))
+        uow.commit()
+        return True
+
+    return svc.run(use_case)
 
 
 def pending_rows(svc: Service, kinds: Iterable[str]) -> list:
@@ -392,12 +445,19 @@ class Worker:
     max_rate_limit_wait: float = 120.0
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Paris"))
     refresh_every_seconds: float = 60.0
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = MAX_BACKOFF_SECONDS
+    # A peer whose sends failed is tried again with one row at least this often, whatever the
+    # rows' own backoffs, so its coming back is seen soon; then all its rows go (the ceiling paces).
+    probe_seconds: float = 30.0
     _last_refresh: float | None = field(default=None, init=False, repr=False)
+    _peers_down: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def step(self, *, flush: bool) -> tuple[ApplyReport, OutboxReport]:
         """One pass: close due rounds, apply stored deliveries, send what is due."""
         handlers.close_due_rounds(self.svc)
-        applied = self.applier.apply_pending() if self.applier is not None else ApplyReport()
+        # `--once` (flush) is an operator's explicit run: it asks the forum now.
+        applied = self.applier.apply_pending(wait=not flush) if self.applier is not None else ApplyReport()
         moment = time.monotonic()
         if outbox.STATUS_POST in self.senders and (
                 self._last_refresh is None or moment - self._last_refresh >= self.refresh_every_seconds):
@@ -409,9 +469,34 @@ class Worker:
                 task()
             except Exception as exc:  # noqa: BLE001 - one failing task must not stop the worker
                 log.warning("worker task %s failed: %s", getattr(task, "__name__", task), exc)
+        self._probe_peers_down(moment)
         sent = deliver_outbox(self.svc, self.senders, flush=flush, quiet_seconds=self.quiet_seconds,
-                              max_delay_seconds=self.max_delay_seconds)
+                              max_delay_seconds=self.max_delay_seconds, backoff=self.backoff)
+        self._follow_peers(sent, applied, moment)
         return applied, sent
+
+    def _probe_peers_down(self, moment: float) -> None:
+        for peer, last_try in list(self._peers_down.items()):
+            if moment - last_try >= self.probe_seconds:
+                self._peers_down[peer] = moment
+                probe_one(self.svc, outbox.PEER_KINDS[peer] & self.senders.keys())
+
+    def _follow_peers(self, sent: OutboxReport, applied: ApplyReport, moment: float) -> None:
+        back = sent.peers_back | (sent.peers_up & self._peers_down.keys())
+        if applied.recovered:
+            back.add("forum")
+        for peer in back:
+            self._peers_down.pop(peer, None)
+            released = release_backing_off(self.svc, outbox.PEER_KINDS[peer] & self.senders.keys())
+            if released:
+                log.info("%s answers again: %d rows that were backing off go now", peer, released)
+            if peer == "forum" and self.applier is not None:
+                self.applier.forum_is_back()
+        for peer in sent.peers_down - sent.peers_up:
+            self._peers_down.setdefault(peer, moment)
+
+    def backoff(self, attempts: int) -> float:
+        return backoff_seconds(attempts, self.backoff_base_seconds, self.backoff_max_seconds)
 
     def run_once(self, max_passes: int = 10_000) -> "OnceSummary":
         """Work until the outbox is empty or holds only rows backing off after a failure."""
