@@ -23,7 +23,7 @@ from commons_sync.engine.errors import EngineError
 from commons_sync.engine.model import PaymentState
 from commons_sync.engine.results import FUNDED, IDEAS, IN_PROGRESS, UNFUNDED, Results
 from commons_sync.discourse.status_post import status_label
-from commons_sync.i18n import format_money, t, tn
+from commons_sync.i18n import colon as i18n_colon, format_money, t, tn
 from commons_sync.service import handlers
 from commons_sync.service.unit_of_work import DatabaseUnavailable
 from commons_sync.storage.database import upgrade
@@ -372,7 +372,7 @@ def commons_show(ctx, svc, commons_id, as_json):
         return emit_json(c)
     lang = _lang(ctx)
     money = lambda key: _money(c[key], c["currency"], lang)  # noqa: E731
-    colon = " :" if lang == "fr" else ":"
+    colon = i18n_colon(lang)
     click.echo(f"#{c['id']} {c['title']} — {status_label(c['status'], lang)}")
     raised, pledged = t(lang, "Collecté"), t(lang, "promesses")
     contributed, matched = t(lang, "apports"), t(lang, "abondement")
@@ -546,7 +546,8 @@ def wiki_sync_command(ctx, svc, everything):
             counts = wiki_sync.sync_all_fiches(svc, wiki, lang, progress=lambda n: progress.advance(task, n))
         for round_id in svc.run(lambda uow: [r.id for r in uow.repo.rounds()]):
             wiki_sync.sync_round_results(svc, wiki, round_id, lang)
-        click.echo(t(lang, "{edited} fiches modifiées sur {pages}.", edited=counts["edited"], pages=counts["pages"]))
+        click.echo(tn(lang, "{n} fiche modifiée sur {pages}.", "{n} fiches modifiées sur {pages}.",
+                      counts["edited"], pages=counts["pages"]))
         return
     sent = failed = 0
     while True:
@@ -554,7 +555,8 @@ def wiki_sync_command(ctx, svc, everything):
         sent, failed = sent + report.sent, failed + report.failed
         if not report.attempted or report.failed:
             break
-    click.echo(t(lang, "{sent} mises à jour envoyées, {failed} en échec.", sent=sent, failed=failed))
+    click.echo(tn(lang, "{n} mise à jour envoyée, {failed} en échec.",
+                  "{n} mises à jour envoyées, {failed} en échec.", sent, failed=failed))
     if failed:
         ctx.exit(1)
 

@@ -14,7 +14,7 @@ from commons_sync import texts
 from commons_sync.cli_common import Failure, service_of, settings_of
 from commons_sync.cli_forum import build_forum_client
 from commons_sync.engine.errors import EngineError
-from commons_sync.i18n import format_money, t
+from commons_sync.i18n import format_money, t, tn
 
 
 @click.command("remind")
@@ -63,13 +63,17 @@ def round_remind(ctx: click.Context, slug: str, dry_run: bool, as_json: bool) ->
                        f"{p.suggestion.title if p.suggestion else '—'}")
     minutes = duration_minutes(len(planned), settings.discourse_max_rpm)
     if dry_run:
-        click.echo(t(lang, "Rappel « {label} » : {n} messages seraient envoyés (environ {minutes} min à "
-                           "{rpm} requêtes/min) ; rien n'est envoyé.", label=label, n=len(planned),
-                     minutes=round(minutes), rpm=settings.discourse_max_rpm), err=True)
+        click.echo(tn(lang, "Rappel « {label} » : {n} message serait envoyé (environ {minutes} min à "
+                            "{rpm} requêtes/min) ; rien n'est envoyé.",
+                      "Rappel « {label} » : {n} messages seraient envoyés (environ {minutes} min à "
+                      "{rpm} requêtes/min) ; rien n'est envoyé.", len(planned), label=label,
+                      minutes=round(minutes), rpm=settings.discourse_max_rpm), err=True)
     else:
-        click.echo(t(lang, "Rappel « {label} » : {n} messages mis en file (environ {minutes} min à "
-                           "{rpm} requêtes/min).", label=label, n=len(planned), minutes=round(minutes),
-                     rpm=settings.discourse_max_rpm), err=True)
+        click.echo(tn(lang, "Rappel « {label} » : {n} message mis en file (environ {minutes} min à "
+                            "{rpm} requêtes/min).",
+                      "Rappel « {label} » : {n} messages mis en file (environ {minutes} min à "
+                      "{rpm} requêtes/min).", len(planned), label=label, minutes=round(minutes),
+                      rpm=settings.discourse_max_rpm), err=True)
 
 
 @click.command("cancel")
@@ -110,5 +114,6 @@ def commons_cancel(ctx: click.Context, commons_id: int, reason: str, redirect_to
                      target=done.redirect_to,
                      until=done.agree_until.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")), err=True)
     else:
-        click.echo(t(lang, "Commun {id} annulé ; {n} promesses libérées.", id=commons_id,
-                     n=len(done.released)), err=True)
+        click.echo(tn(lang, "Commun {id} annulé ; {n} promesse libérée.",
+                      "Commun {id} annulé ; {n} promesses libérées.", len(done.released), id=commons_id),
+                   err=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from commons_sync.cli_common import Failure, amount_of, emit_json, refusal, service_of, settings_of
-from commons_sync.i18n import t
+from commons_sync.i18n import colon as i18n_colon, t
 
 
 def _run(ctx: click.Context, action):
@@ -78,7 +78,7 @@ def triage_show(ctx: click.Context, submission_id: int, as_json: bool, show_raw:
     sender = item["sender_name"] or ""
     if item["sender_address"]:
         sender = f"{sender} <{item['sender_address']}>".strip()
-    colon = " :" if lang == "fr" else ":"
+    colon = i18n_colon(lang)
     label = {key: t(lang, text) for key, text in (
         ("reference", "Référence"), ("sender", "Expéditeur"), ("received", "Reçu le"), ("subject", "Objet"),
         ("malformed", "Message mal formé"), ("attachment", "Pièce jointe"))}

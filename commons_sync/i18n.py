@@ -50,6 +50,16 @@ def tn(lang: str, singular: str, plural: str, n: int, **params: object) -> str:
     return text.format(n=n, **params)
 
 
+def colon(lang: str) -> str:
+    """French typography puts a space before a colon; English does not."""
+    return " :" if lang == "fr" else ":"
+
+
+def quoted(lang: str, text: object) -> str:
+    """A title quoted as each language quotes: « Wiki » in French, “Wiki” in English."""
+    return f"« {text} »" if lang == "fr" else f"\u201c{text}\u201d"
+
+
 def cents_to_units(cents: int) -> Decimal:
     """Integer cents to a Decimal of currency units (1340.5 for 134050)."""
     return (Decimal(cents) / 100).normalize() if cents % 100 else Decimal(cents // 100)

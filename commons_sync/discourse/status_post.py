@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from commons_sync import texts
-from commons_sync.i18n import format_money, t, tn
+from commons_sync.i18n import colon, format_money, t, tn
 
 MARKER = "<!-- commons-sync:statut -->"
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates" / "discourse"
@@ -107,7 +107,7 @@ def render_status_post(figures: StatusFigures, lang: str, now: datetime,
     text = _render("status_post.md.j2", lang,
                    f=figures, money=money, bar=progress_bar(figures.percent),
                    percent=figures.percent, percent_text=_percent(figures.percent, lang),
-                   colon=_colon(lang), names=names, cofunders=len(names),
+                   colon=colon(lang), names=names, cofunders=len(names),
                    status=status_label(figures.status, lang),
                    days=None if figures.round_closed else days_left(figures.closes_at, now),
                    closes_on=closes_local.strftime("%d/%m/%Y" if lang == "fr" else "%Y-%m-%d")
@@ -148,11 +148,6 @@ def render_round_results(round_name: str, sections: list[tuple[str, list]], curr
     return _render("round_results.md.j2", lang, round_name=round_name,
                    sections=[(titles[key], lines) for key, lines in sections],
                    money=_money(currency, lang)).strip() + "\n"
-
-
-def _colon(lang: str) -> str:
-    """French typography puts a space before a colon; English does not."""
-    return " :" if lang == "fr" else ":"
 
 
 def _percent(value: int, lang: str) -> str:

@@ -43,7 +43,7 @@ from sqlalchemy import delete, insert, select
 from commons_sync import texts
 from commons_sync.engine.errors import EngineError
 from commons_sync.engine.money import parse_amount
-from commons_sync.i18n import LANGUAGES, format_money, t
+from commons_sync.i18n import LANGUAGES, colon, format_money, quoted, t
 from commons_sync.service import handlers, triage
 from commons_sync.storage import triage_tables as tt
 
@@ -116,6 +116,7 @@ def _before() -> Response | None:
 def _template_helpers() -> dict:
     lang = getattr(g, "lang", None) or "fr"
     return {"_": lambda message, **params: t(lang, message, **params), "lang": lang,
+            "colon": colon(lang), "quoted": lambda text: quoted(lang, text),
             "staff_user": session.get("staff") if current_app.secret_key else None}
 
 

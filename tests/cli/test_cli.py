@@ -129,11 +129,11 @@ def test_wiki_install_and_sync_against_the_real_wiki(cli, monkeypatch, installed
     assert result.stdout == ""  # already installed by the session: nothing to edit
     title = f"Fiche CLI {database_url[-12:]}"
     commons_id = cli("commons", "open", "--title", title, "--round", "tl-2026", "--goal", "800").stdout.strip()
-    assert "mises à jour envoyées, 0 en échec" in cli("wiki", "sync").stdout
+    assert "2 mises à jour envoyées, 0 en échec." in cli("wiki", "sync").stdout  # the fiche, the results page
     wiki = Wiki.connect(installed.api_url, installed.bot_username, installed.bot_password)
     page_title = json.loads(cli("commons", "show", commons_id, "--json").stdout)["wiki_title"]
     assert fiche.read_fiche(wiki.read_page(page_title).text)["objectif"] == "800"
-    assert "fiches modifiées sur" in cli("wiki", "sync", "--all").stdout
+    assert cli("wiki", "sync", "--all").stdout.strip() == "0 fiche modifiée sur 1."  # already up to date
 
 
 def test_wiki_commands_say_when_the_adapter_is_off(cli):

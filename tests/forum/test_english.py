@@ -29,3 +29,15 @@ def test_english_forum_status_post_and_replies(sqlite_url):
         [reply] = forum.replies_to(topic, refused["post_number"])
         assert reply.startswith("@zoe ") and "cofinanceurs" in reply  # the group's name, as typed
         assert "Seuls" not in reply
+
+
+def test_an_english_refusal_names_the_command_as_its_author_wrote_it(sqlite_url):
+    with ForumHarness(sqlite_url, language="en") as forum:
+        forum.people()
+        forum.round()
+        topic = forum.commons_topic()
+        post = forum.post("chloe", topic, "We could ask for quotes.\n\n/next-step ask for three quotes")
+        forum.settle()
+        assert forum.commons(topic)["next_steps"] is None
+        [reply] = forum.replies_to(topic, post["post_number"])
+        assert "Only staff and the commons' referent can use /next-step." in reply

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -168,6 +169,11 @@ def test_pages_follow_the_chosen_language(harness):
     assert '<html lang="fr">' in french and "(sans objet)" in french
     assert '<html lang="en">' in english and "(no subject)" in english
     assert "(no subject)" in still_english
+    # Each language's typography: a space before the colon in French only.
+    [link] = re.findall(r'href="(/staff/triage/\d+)"', english)
+    page_fr = client.get(link + "?lang=fr").get_data(as_text=True)
+    page_en = client.get(link + "?lang=en").get_data(as_text=True)
+    assert "Référence : <strong" in page_fr and "Reference: <strong" in page_en
 
 
 def test_an_attachment_is_always_a_download(harness):
