@@ -490,8 +490,8 @@ class DeliveryApplier:
                 amount = parse_amount(pledge_lines[0].argument)
             except AmountError as exc:
                 error, params = exc.code, tuple(exc.params.items())
-        if amount is None and error is None and not self._known_pledge(post.post_id):
-            return  # a post that never had a pledge line is no pledge
+        if amount is None and error is None and post.version <= 1 and not self._known_pledge(post.post_id):
+            return  # a post that never had a pledge line is no pledge (an edited one is kept, below)
         is_member, eligible = True, False
         if amount is not None and not post.is_deleted:
             is_member, eligible = self._member(post.username, info)

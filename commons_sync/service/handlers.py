@@ -475,13 +475,17 @@ def apply_post(svc: Service, change: PostChange) -> PostOutcome:
         commons = uow.repo.commons(commons.id)  # read again under the round's lock
         pledge = uow.repo.pledge_by_post(change.post_id)
         if pledge is None:
-            if change.kind == "snapshot" and change.amount_cents is None and change.error is None:
+            no_line = change.kind == "snapshot" and change.amount_cents is None and change.error is None
+            if no_line and change.version <= 1:
                 return PostOutcome(False)  # a post that never had a pledge line is no pledge
+            # An edited post without a pledge line is recorded (no amount): a late older version
+            # that had one is then known as older and never overrides it.
             pledge = Pledge(change.post_id, round_.id, commons.id, change.username.strip().lower(),
                             post_number=change.post_number)
             uow.repo.add(pledge)
         account = uow.repo.account(round_.id, pledge.username)
-        keep_account = account is not None or (change.is_member and change.error is None)
+        keep_account = account is not None or (change.is_member and change.error is None and not (
+            change.kind == "snapshot" and change.amount_cents is None))
         if account is None:
             # A refused post (not a member, malformed amount) by someone with no account yet:
             # their envelope is computed for the reply, but no account nor allocation is written.
