@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     # at most retry_max seconds. Tests and benches shorten them; production keeps the defaults.
     retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)
     retry_max_seconds: float = Field(default=3600.0, gt=0, le=86_400)
+    # How long a worker holds the webhook inbox (renewed after each delivery) and an outbox row it
+    # is sending: a worker that dies holding one is waited for that long. Longer than the slowest
+    # call to a peer (a forum request waiting for the API ceiling); tests and benches shorten them.
+    worker_inbox_lease_seconds: float = Field(default=120.0, ge=5, le=3600)
+    worker_outbox_lease_seconds: float = Field(default=300.0, ge=10, le=3600)
     discourse_connect_secret: SecretStr | None = None
 
     mediawiki_api_url: str | None = None

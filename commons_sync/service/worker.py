@@ -450,6 +450,8 @@ class Worker:
     # A peer whose sends failed is tried again with one row at least this often, whatever the
     # rows' own backoffs, so its coming back is seen soon; then all its rows go (the ceiling paces).
     probe_seconds: float = 30.0
+    inbox_lease_seconds: float = 120.0
+    outbox_lease_seconds: float = 300.0
     _last_refresh: float | None = field(default=None, init=False, repr=False)
     _peers_down: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
@@ -457,7 +459,8 @@ class Worker:
         """One pass: close due rounds, apply stored deliveries, send what is due."""
         handlers.close_due_rounds(self.svc)
         # `--once` (flush) is an operator's explicit run: it asks the forum now.
-        applied = self.applier.apply_pending(wait=not flush) if self.applier is not None else ApplyReport()
+        applied = (self.applier.apply_pending(lease_seconds=self.inbox_lease_seconds, wait=not flush)
+                   if self.applier is not None else ApplyReport())
         moment = time.monotonic()
         if outbox.STATUS_POST in self.senders and (
                 self._last_refresh is None or moment - self._last_refresh >= self.refresh_every_seconds):
@@ -471,7 +474,8 @@ class Worker:
                 log.warning("worker task %s failed: %s", getattr(task, "__name__", task), exc)
         self._probe_peers_down(moment)
         sent = deliver_outbox(self.svc, self.senders, flush=flush, quiet_seconds=self.quiet_seconds,
-                              max_delay_seconds=self.max_delay_seconds, backoff=self.backoff)
+                              max_delay_seconds=self.max_delay_seconds, backoff=self.backoff,
+                              lease_seconds=self.outbox_lease_seconds)
         self._follow_peers(sent, applied, moment)
         return applied, sent
 

@@ -45,3 +45,40 @@ def test_reconcile_recovers_a_post_whose_deletion_was_delivered_after_its_recove
         reconcile_topic(forum.worker.applier, forum.client, topic)
         assert _pledged(forum, topic) == (50, [("alice", 50, "live")])
         assert handlers.verify_ledger(forum.svc) == []
+
+
+def test_the_leases_a_worker_takes_are_the_settings(sqlite_url):
+    """A worker killed while holding the inbox or an outbox row is waited for as long as its
+    lease: the settings decide it (the fault harness shortens them)."""
+    from sqlalchemy import select
+
+    from commons_sync.cli_forum import build_worker
+    from commons_sync.storage import tables as tb
+
+    with ForumHarness(sqlite_url) as forum:
+        forum.people()
+        forum.round()
+        settings = forum.settings.model_copy(update={"worker_inbox_lease_seconds": 7.0,
+                                                     "worker_outbox_lease_seconds": 11.0})
+        worker = build_worker(settings, forum.svc, forum.client)
+        taken, claimed = [], []
+        apply_pending = worker.applier.apply_pending
+        worker.applier.apply_pending = lambda **kw: taken.append(kw["lease_seconds"]) or apply_pending(**kw)
+        send_status_post = worker.senders["status_post"]
+
+        def watching(payload):
+            o = tb.outbox
+            until = forum.svc.run(lambda uow: uow.repo.conn.execute(
+                select(o.c.claimed_until).where(o.c.kind == "status_post")).scalar())
+            claimed.append((until.replace(tzinfo=None) - forum.clock().replace(tzinfo=None)).total_seconds())
+            send_status_post(payload)
+
+        worker.senders["status_post"] = watching
+        topic = forum.admin.create_topic("alice", "Un second commun à cofinancer",
+                                         "Proposition : une licence partagée entre les lieux.")
+        forum.admin.create_post(STAFF, topic["topic_id"], "Validé par le conseil.\n\n/commun objectif=100")
+        assert forum.admin.wait_for_webhooks(timeout=30)
+        worker.run_once()
+        assert set(taken) == {7.0}
+        assert claimed and all(9.0 < seconds <= 11.0 for seconds in claimed)
+        assert len(forum.status_posts(topic["topic_id"])) == 1
