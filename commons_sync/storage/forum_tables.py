@@ -48,6 +48,7 @@ forum_deliveries = Table(
     Column("last_error", Text),
     Index("ix_forum_deliveries_pending", "applied_at", "id"),
     Index("ix_forum_deliveries_topic", "topic_id", "opens_commons"),
+    Index("ix_forum_deliveries_post", "post_id"),  # joined with a commons' pledges (status-post latency)
 )
 
 # Group memberships read from `GET /u/{username}.json`, kept a short while (refreshed by

@@ -1,0 +1,40 @@
+"""Queries that run per status post must not read the whole inbox, which keeps every delivery for
+30 days (a round of 200,000 pledges: 200,000 rows; bench/scale.py found one that did)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import event, insert, text
+
+from commons_sync.service import ops
+from commons_sync.storage import forum_tables as ft
+from commons_sync.storage.database import make_engine, upgrade
+
+
+def test_the_status_post_latency_metric_reads_the_inbox_by_post_id(postgres_url, clock):
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    from commons_sync.service.handlers import Service
+
+    svc = Service(engine, clock)
+    with engine.begin() as conn:  # an inbox of applied deliveries, as a round leaves it
+        conn.execute(insert(ft.forum_deliveries), [dict(
+            event_id=n, event_type="post", event="post_created", body=b"{}", received_at=clock(),
+            topic_id=100 + n % 50, post_id=10_000 + n, version=1, applied_at=clock()) for n in range(20_000)])
+        conn.execute(text("ANALYZE"))
+    executed = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _executemany):
+        if "forum_deliveries" in statement:
+            executed.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    ops._pledges_received(svc, 1, clock() - timedelta(hours=1), clock())
+    event.remove(engine, "before_cursor_execute", capture)
+    assert len(executed) == 1
+    statement, parameters = executed[0]
+    with engine.connect() as conn:
+        plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + statement, parameters).scalars())
+    engine.dispose()
+    assert "ix_forum_deliveries_post" in plan and "Seq Scan on forum_deliveries" not in plan, plan
