@@ -82,3 +82,22 @@ def test_the_leases_a_worker_takes_are_the_settings(sqlite_url):
         assert set(taken) == {7.0}
         assert claimed and all(9.0 < seconds <= 11.0 for seconds in claimed)
         assert len(forum.status_posts(topic["topic_id"])) == 1
+
+
+def test_killed_server_and_workers_during_a_replay_end_exact_after_reconcile(postgres_url, installed, tmp_path):
+    """20 commons, 400 deliveries (pledges, amending edits, deletions by authors and staff,
+    recoveries; duplicated and reordered stretches), the server and a worker SIGKILLed 3 times at
+    seeded moments and restarted: after `reconcile --all` and the drain, every pledge, total,
+    status post and fiche is what the forum's posts dictate."""
+    scenario = KilledProcesses(postgres_url, commons=20, deliveries=400, kills=3, seed=3, wiki=installed,
+                               rate=40.0, workdir=tmp_path / "stack")
+    report = scenario.run(settle_timeout=300)
+    assert report["problems"] == []
+    assert report["kills"] == 3 and {k["target"].split("-")[0] for k in report["kill_log"]} == {"server", "worker"}
+    assert report["starts"] == {"server": 1 + sum(k["target"] == "server" for k in report["kill_log"]),
+                                "worker": 2 + sum(k["target"] != "server" for k in report["kill_log"])}
+    assert report["webhooks"]["answers"].get("no answer", 0) > 0  # deliveries did meet a dead server
+    assert report["webhooks"]["duplicates"] > 0
+    assert report["status_posts_exact"] == report["fiches_exact"] == report["commons"] == 20
+    assert report["pledges_lost"] == report["pledges_over"] == report["ledger_problems"] == 0
+    assert report["live_pledges"] > 50
