@@ -227,11 +227,12 @@ class ServiceStack:
             self.admin.create_user(name, name=name.capitalize(), groups=[GROUP])
         self.admin.create_user(STAFF, name="Claire Dubois", moderator=True)
 
-    def open_forum_commons(self, count: int, goal: str = "100000") -> list[int]:
-        """`count` topics made commons by staff's `/commun` line; waits until each is opened."""
+    def open_forum_commons(self, count: int, goal: str = "100000", prefix: str = "Commun") -> list[int]:
+        """`count` topics made commons by staff's `/commun` line; waits until each is opened.
+        `prefix` starts their titles (and their fiches' titles: a wiki shared by tests)."""
         topics = []
         for n in range(count):
-            topic = self.admin.create_topic(STAFF, f"Commun numéro {n + 1} à cofinancer",
+            topic = self.admin.create_topic(STAFF, f"{prefix} numéro {n + 1} à cofinancer",
                                             f"Proposition {n + 1} : une ressource partagée par le réseau.")
             self.admin.create_post(STAFF, topic["topic_id"],
                                    f"Le conseil a validé la proposition.\n\n/commun objectif={goal}")
@@ -239,12 +240,13 @@ class ServiceStack:
         self.wait_until(lambda: len(handlers.list_commons(self.svc)) == count, 120, "commons opened")
         return topics
 
-    def open_local_commons(self, count: int, slug: str = "hiver", goal_cents: int = 10_000_000) -> list[int]:
+    def open_local_commons(self, count: int, slug: str = "hiver", goal_cents: int = 10_000_000,
+                           prefix: str = "Commun édité") -> list[int]:
         """`count` commons opened in this process (no forum), with a referent and next steps."""
         ids = []
         for n in range(count):
             commons = handlers.open_commons(self.svc, CommonsSpec(
-                round_slug=slug, title=f"Commun édité numéro {n + 1}", goal_cents=goal_cents,
+                round_slug=slug, title=f"{prefix} numéro {n + 1}", goal_cents=goal_cents,
                 topic_id=50_000 + n, referent="Claire", next_steps="Premier échange"))
             ids.append(commons.id)
         return ids
@@ -264,6 +266,14 @@ class ServiceStack:
         handlers.apply_post(self.svc, PostChange(post_id=post_id, topic_id=topic_id, username=user,
                                                  kind="snapshot", version=1, amount_cents=amount_cents,
                                                  post_number=post_id % 100_000 + 2))
+
+    def wiki_sync_all(self) -> str:
+        """`commons-sync wiki sync --all` as an operator runs it; answers its stderr (log lines)."""
+        result = subprocess.run([str(BIN / "commons-sync"), "wiki", "sync", "--all"], cwd=self.workdir,
+                                env=self.environment(), capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            raise StackError(f"wiki sync --all failed ({result.returncode}): {result.stderr[-2000:]}")
+        return result.stderr
 
     def wait_until(self, condition, timeout: float, what: str, poll: float = 0.2) -> float:
         """Seconds it took for `condition()` to hold; StackError after `timeout`."""
@@ -288,6 +298,11 @@ class ServiceStack:
 
     # -- looking ----------------------------------------------------------------------------------
 
+    @property
+    def watched_kinds(self) -> tuple[str, ...]:
+        """The outbox kinds this stack sends (without the forum, status posts stay queued)."""
+        return WATCHED_KINDS if self.forum else (outbox.WIKI_FICHE, outbox.WIKI_RESULTS)
+
     def list_commons(self) -> list[dict]:
         return handlers.list_commons(self.svc)
 
@@ -300,7 +315,7 @@ class ServiceStack:
             conn = uow.repo.conn
             deliveries = conn.execute(select(func.count()).select_from(d).where(d.c.applied_at.is_(None))).scalar_one()
             rows = conn.execute(select(o.c.kind, func.count(), func.max(o.c.attempts))
-                                .where(o.c.done_at.is_(None), o.c.kind.in_(WATCHED_KINDS))
+                                .where(o.c.done_at.is_(None), o.c.kind.in_(self.watched_kinds))
                                 .group_by(o.c.kind)).all()
             return deliveries, rows
 
@@ -497,6 +512,79 @@ class HumanEditor:
         """How many changes are being checked (notes, plus the last value of each field and comment)."""
         return (sum(len(v) for v in self.notes.values()) + sum(len(v) for v in self.fields.values())
                 + len(self.comments))
+
+
+def human_edits_run(stack: ServiceStack, human: Wiki, reader: Wiki, *, fiches: int, edits: int,
+                    pledges_per_second: float, think_seconds: float, sync_all_every: float | None,
+                    seed: int = 7, prefix: str = "Commun édité") -> dict:
+    """A person makes `edits` edits on `fiches` fiches while pledges keep changing their figures
+    (the worker process rewrites them) and, every `sync_all_every` seconds, an operator runs
+    `wiki sync --all`. Then the bot syncs once more and everything is checked; answers the figures
+    and the problems found (`lost`: human changes gone; `fiches`, `ledger`: the bot's side)."""
+    import threading
+    from collections import Counter
+
+    stack.round()
+    ids = stack.open_local_commons(fiches, prefix=prefix)
+    stack.wait_until(stack.caught_up, 300, "the first fiches")
+    titles = {c["id"]: c["wiki_title"] for c in stack.list_commons()}
+    editor = HumanEditor(human, seed=seed)
+    stop = threading.Event()
+    expected = {commons_id: 0 for commons_id in ids}
+    counts = {"pledges": 0, "sync_all_runs": 0, "sync_all_conflicts": 0}
+    failures: list[BaseException] = []
+
+    def bot_side() -> None:
+        rnd = random.Random(seed + 1)
+        next_sync = time.monotonic() + (sync_all_every or 0)
+        try:
+            while not stop.is_set():
+                commons_id, amount = rnd.choice(ids), rnd.randint(1, 20) * 100
+                stack.apply_pledge(commons_id, f"lieu-{rnd.randrange(50)}", amount)
+                expected[commons_id] += amount
+                counts["pledges"] += 1
+                if sync_all_every and time.monotonic() >= next_sync:
+                    counts["sync_all_conflicts"] += edit_conflicts_in_log(stack.wiki_sync_all())
+                    counts["sync_all_runs"] += 1
+                    next_sync = time.monotonic() + sync_all_every
+                stop.wait(1 / pledges_per_second)
+        except BaseException as error:  # noqa: BLE001 - reported by the caller
+            failures.append(error)
+
+    thread = threading.Thread(target=bot_side, name="pledges-and-syncs")
+    thread.start()
+    rnd = random.Random(seed + 2)
+    kinds: Counter = Counter()
+    began = time.monotonic()
+    try:
+        for _ in range(edits):
+            kinds[editor.edit(titles[rnd.choice(ids)], think_seconds)] += 1
+            if failures:
+                break
+    finally:
+        stop.set()
+        thread.join()
+    if failures:
+        raise failures[0]
+    editing_seconds = time.monotonic() - began
+    stack.wait_until(stack.caught_up, 300, "the worker's last fiche edits")
+    # People's last changes are taken in at the bot's next sync of each fiche.
+    counts["sync_all_conflicts"] += edit_conflicts_in_log(stack.wiki_sync_all())
+    counts["sync_all_runs"] += 1
+    stack.wait_until(stack.caught_up, 300, "the status of the last sync")
+    revisions = sum(reader.revision_count(title) for title in titles.values())
+    return {
+        "fiches": fiches, "human_edits": editor.edits, "human_edits_by_kind": dict(kinds),
+        "human_changes_checked": editor.changes(), "editing_seconds": round(editing_seconds, 1),
+        "human_conflicts_retried": editor.conflicts,
+        "bot_conflicts_retried": {"worker": edit_conflicts_in_log(stack.worker_log()),
+                                  "wiki_sync_all": counts["sync_all_conflicts"]},
+        "pledges": counts["pledges"], "wiki_sync_all_runs": counts["sync_all_runs"],
+        "fiche_revisions": revisions, "bot_revisions": revisions - editor.edits,
+        "lost": editor.lost_changes(reader, stack.svc),
+        "fiches_problems": stack.fiche_problems(reader),
+        "ledger_problems": stack.ledger_problems(expected),
+    }
 
 
 def edit_conflicts_in_log(text: str) -> int:

@@ -163,7 +163,7 @@ def test_peers_down_then_back_nothing_lost_ceiling_kept_webhook_answers(installe
     with ServiceStack(tmp_path, installed, retry_base=0.25, retry_max=2.0) as stack:
         stack.people(members)
         stack.round()
-        topics = stack.open_forum_commons(2)
+        topics = stack.open_forum_commons(2, prefix=f"Panne {tmp_path.name}")
         commons_of = {c["topic_id"]: c["id"] for c in stack.list_commons()}
         expected = {commons_of[t]: 0 for t in topics}
         count = 0
