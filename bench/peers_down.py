@@ -9,7 +9,8 @@ outage (all 2xx? p50/p99 as the double saw them), the backlog when the peers com
 to catch up, the API calls per minute the double counted (never above the ceiling: asserted), and
 afterwards every status post and fiche against the final ledger state.
 
-    .venv/bin/python bench/peers_down.py                       # 240 s outage (150 s of 500, 90 s of 429)
+    .venv/bin/python bench/peers_down.py                       # 60 commons, 80 members; 240 s outage
+                                                               # (150 s of 500, 90 s of 429 with Retry-After 30)
     .venv/bin/python bench/peers_down.py --error-seconds 20 --throttle-seconds 10 --commons 3   # quick look
 
 Prints one JSON object; exits non-zero if a check failed.
@@ -41,8 +42,8 @@ from commons_sync.mediawiki import Wiki, install  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--commons", type=int, default=8)
-    parser.add_argument("--members", type=int, default=40)
+    parser.add_argument("--commons", type=int, default=60)
+    parser.add_argument("--members", type=int, default=80)
     parser.add_argument("--error-seconds", type=float, default=150.0, help="forum answering 500")
     parser.add_argument("--throttle-seconds", type=float, default=90.0, help="then answering 429")
     parser.add_argument("--retry-after", type=float, default=30.0, help="the 429's Retry-After")
@@ -89,7 +90,7 @@ def run(args, workdir: Path) -> dict:
         # Before: half the members pledge once (their membership is then cached for a while).
         for n in range(args.members // 2):
             pledge(n)
-        stack.wait_until(lambda: stack.caught_up() and stack.pledge_count() == args.members // 2, 300,
+        stack.wait_until(lambda: stack.caught_up() and stack.pledge_count() == args.members // 2, 1800,
                          "the first pledges")
         webhooks_before = len(stack.admin.webhook_log()["deliveries"])
         stats_samples: list[tuple[float, int]] = []
