@@ -263,6 +263,7 @@ class PostRecord:
     raw: str
     staff_deleted: bool = False
     user_deleted: bool = False
+    deleted_once: bool = False  # deleted (and maybe recovered) at least once
 
     @property
     def deleted(self) -> bool:
@@ -503,7 +504,7 @@ class KilledProcesses:
             title = f"Commun numéro {n + 1:03d} : outil partagé"
             topic = admin.create_topic(self.rng.choice(self.usernames), title,
                                        "Proposition : un outil partagé entre les lieux du réseau.")
-            goal = self.rng.randrange(200, 3000) * 100
+            goal = self.rng.randrange(500, 6000) * 100  # about half the commons end funded
             self.record.topics[topic["topic_id"]] = {"title": title, "goal": goal}
             handlers.open_commons(svc, CommonsSpec(
                 round_slug=ROUND_SLUG, title=title, goal_cents=goal, cap_cents=CAP_CENTS,
@@ -547,10 +548,10 @@ class KilledProcesses:
             post = rng.choice(live)
             if rng.random() < 0.7:
                 admin.delete_post(post.username, post.post_id)
-                post.user_deleted = True
+                post.user_deleted = post.deleted_once = True
                 return 2
             admin.delete_post(STAFF, post.post_id)
-            post.staff_deleted = True
+            post.staff_deleted = post.deleted_once = True
             return 1
         if deleted:
             post = rng.choice(deleted)
@@ -691,6 +692,7 @@ class KilledProcesses:
                     "rejected_429": api["rejected"]},
             "reconcile_topics": len(reconcile.stdout.splitlines()),
             "posts_differing_before_reconcile": len(before_reconcile),
+            "of_which_deleted_or_recovered_once": sum(self.record.posts[i].deleted_once for i in before_reconcile),
             **report,
         }
 
@@ -966,7 +968,7 @@ class PostgresRestart(KilledProcesses):
             "outage_seconds": [round(end - start, 1) for start, end in self.outages],
             "forum_actions": self.actions, "deliveries": self.events, "webhooks": webhooks,
             "deliveries_answered_503": len(answered_503),
-            "answered_503_then_applied": len(answered_503 & delivered),
+            "answered_503_then_stored": len(answered_503 & delivered),
             "probe": {"requests": len(probe), "answers": statuses,
                       "max_seconds": round(max((r[2] for r in probe), default=0), 2),
                       "max_seconds_during_outage": round(max((r[2] for r in during), default=0), 2),

@@ -76,7 +76,7 @@ def test_postgres_restarted_during_load(cluster, tmp_path):
     report = scenario.run(settle_timeout=240)
     assert report["problems"] == []
     assert report["deliveries_answered_503"] > 0  # the outage was seen by real deliveries
-    assert report["answered_503_then_applied"] == report["deliveries_answered_503"]
+    assert report["answered_503_then_stored"] == report["deliveries_answered_503"]
     assert report["webhooks"]["never_delivered"] == 0
     assert set(report["probe"]["answers"]) <= {"200", "503"} and "503" in report["probe"]["answers"]
     assert set(report["probe"]["healthz"]) == {"200", "503"}
