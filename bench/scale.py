@@ -5,7 +5,7 @@ default), then the real processes run on loopback: the Discourse double (its own
 service's web app under gunicorn and `commons-sync worker` processes. The bench measures:
 
 1. ratio: signed pledge webhooks per second against the same server's bare `204` route, with wrk
-   (`bench/webhook.py`'s measure), on this seeded database; the webhook path is then profiled
+   (`bench/webhook.py`'s measure and bodies), on this seeded database; the webhook path is then profiled
    under the same load with py-spy;
 2. drain: `--burst` pledges stored through the webhook while no worker runs (the ratio phase's
    deliveries are removed first: they measured the receive path only), then the workers started:
@@ -23,8 +23,10 @@ commons through its control API; the round and its commons are created with the 
 cases; the pledges go through the service's own `handlers.apply_post` use case (the engine's
 rules, unchanged) over an in-memory repository, whose final state is then written in bulk
 (`MemoryRepository`; `tests/scale/` checks that it writes exactly what the database path writes).
-The outbox rows of the seeded pledges are then marked done, except the status posts, which a real
-`commons-sync worker --once` creates at the double before the measurements.
+The webhook deliveries those pledges came from are stored too, applied (the inbox keeps them 30
+days), so that queries joining the inbox see a real round's size. The outbox rows of the seeded
+pledges are then marked done, except the status posts, which real `commons-sync worker --once`
+processes create at the double before the measurements.
 
     apt-get install wrk; .venv/bin/pip install py-spy      # once (without them: no ratio, no profiles)
     .venv/bin/python bench/scale.py --small                      # a quick check (~2 min)
@@ -139,7 +141,8 @@ class RoundPlan:
         for n in range(1, self.pledges + 1):
             yield h.PostChange(post_id=SEEDED_POSTS + n, topic_id=topic_ids[rng.randrange(self.commons)],
                                username=rng.choice(members), kind="snapshot", version=1,
-                               amount_cents=rng.randint(1, 40) * 100, post_number=n + 1,
+                               amount_cents=rng.randint(1, 40) * 100,
+                               post_number=(SEEDED_POSTS + n) % 100_000 + 2,  # as in bench/webhook.py's bodies
                                matching_eligible=n % 3 == 0)
 
 
@@ -328,6 +331,29 @@ def _write(engine, store: _Store) -> None:
             changed = {k: v for k, v in after.items() if before.get(k) != v}
             if changed:
                 conn.execute(update(table).where(table.c.id == obj.id).values(**changed))
+
+
+def seed_deliveries(engine, changes, first_event: int = 40_000_000) -> dict:
+    """The webhook deliveries the seeded pledges came from, stored and applied, as the inbox holds
+    them for 30 days (`forget_applied_deliveries`): queries that join the inbox see a real size."""
+    started = time.perf_counter()
+    now = datetime.now(timezone.utc)
+    batch, count = [], 0
+    d = ft.forum_deliveries
+    with engine.begin() as conn:
+        for n, change in enumerate(changes):
+            body = webhook_bench.post_body(change.post_id, change.topic_id, change.username,
+                                           change.amount_cents // 100)
+            batch.append(dict(event_id=first_event + n, event_type="post", event="post_created", instance=None,
+                              body=body, received_at=now, topic_id=change.topic_id, post_id=change.post_id,
+                              version=1, opens_commons=False, applied_at=now))
+            if len(batch) == 5_000:
+                conn.execute(insert(d), batch)
+                count, batch = count + len(batch), []
+        if batch:
+            conn.execute(insert(d), batch)
+            count += len(batch)
+    return {"deliveries": count, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def set_seeded_side_effects_done(engine) -> int:
@@ -618,6 +644,82 @@ def deliveries(first_post: int, first_event: int, count: int, topics: list[int],
     return lines
 
 
+def constant_rate(port: int, path: str, lines: list[str], rate: float) -> dict:
+    """Send every line at `rate` a second, each on time, and measure latencies: bench/webhook.py's
+    `constant_rate`, except that a keep-alive connection the server closed while idle (gthread
+    closes them after 2 s) is opened again instead of failing the run."""
+    import http.client
+
+    latencies: list[float] = []
+    statuses: Counter = Counter()
+    reconnects = [0]
+    lock = threading.Lock()
+    local = threading.local()
+    start = time.perf_counter() + 0.5
+
+    def send(n: int) -> None:
+        delay = start + n / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        event, sig, body = lines[n].split("\t", 2)
+        headers = {"Content-Type": "application/json", "X-Discourse-Event-Type": "post",
+                   "X-Discourse-Event": "post_created", "X-Discourse-Event-Id": event,
+                   "X-Discourse-Event-Signature": sig}
+        began = time.perf_counter()
+        for attempt in range(2):
+            if getattr(local, "conn", None) is None:
+                local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                local.conn.request("POST", path, body=body.encode(), headers=headers)
+                response = local.conn.getresponse()
+                response.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                local.conn.close()
+                local.conn = None
+                with lock:
+                    reconnects[0] += 1
+                if attempt:
+                    raise
+        elapsed = time.perf_counter() - began
+        with lock:
+            latencies.append(elapsed)
+            statuses[response.status] += 1
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(send, range(len(lines))))
+    latencies.sort()
+    return {"rate": round(rate, 1), "requests": len(lines), "statuses": dict(statuses),
+            "p50_ms": round(statistics.median(latencies) * 1000, 1),
+            "p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000, 1),
+            "max_ms": round(latencies[-1] * 1000, 1), "reconnects_after_idle_close": reconnects[0]}
+
+
+def commit_ms(engine) -> float:
+    """How long one durable commit takes now (a transaction given an id, so its commit is flushed
+    to disk): the pipeline commits several times per pledge, so this sets its pace."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT txid_current()"))
+        began = time.perf_counter()
+        conn.commit()
+        return (time.perf_counter() - began) * 1000
+
+
+def _spread(values: list[float]) -> dict:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return {}
+    return {"p50": round(statistics.median(values), 1), "p90": round(values[int((len(values) - 1) * 0.9)], 1),
+            "samples": len(values)}
+
+
+def commits_so_far(engine) -> int:
+    """Transactions committed in this database (PostgreSQL's statistics, flushed within a second)."""
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+                            ).scalar_one()
+
+
 def pending_deliveries(engine) -> int:
     d = ft.forum_deliveries
     with engine.connect() as conn:
@@ -668,6 +770,8 @@ def ratio_phase(stack: Stack, lines: list[str], seconds: int, profile_seconds: i
 def drain_phase(stack: Stack, engine, profile_seconds: int, tmp: Path, timeout: float) -> dict:
     """Start the workers on the stored backlog; measure how fast they apply it."""
     backlog = pending_deliveries(engine)
+    time.sleep(1.5)
+    commits_before = commits_so_far(engine)
     started = time.time()
     stack.start_workers()
     spies = []
@@ -676,10 +780,13 @@ def drain_phase(stack: Stack, engine, profile_seconds: int, tmp: Path, timeout: 
         for name in [n for n in stack.processes if n.startswith("worker-")]:
             output = tmp / f"profile-{name}.txt"
             spies.append((name, output, py_spy(stack.processes[name].pid, profile_seconds, output)))
-    samples = []
-    done = wait_until(lambda: samples.append((time.time() - started, pending_deliveries(engine))) or
-                      samples[-1][1] == 0, timeout, every=1.0)
+    samples, commit_times = [], []
+    done = wait_until(lambda: commit_times.append(commit_ms(engine)) or samples.append(
+        (time.time() - started, pending_deliveries(engine))) or samples[-1][1] == 0, timeout, every=1.0)
     seconds = time.time() - started
+    time.sleep(1.5)
+    # Every commit of the database meanwhile (the workers', the samples' and the probes' own) per pledge.
+    commits = commits_so_far(engine) - commits_before - 2 * len(samples)
     profiles = {}
     for name, output, spy in spies:
         if spy is not None:
@@ -692,6 +799,8 @@ def drain_phase(stack: Stack, engine, profile_seconds: int, tmp: Path, timeout: 
     applied_seconds = (last - first).total_seconds() if first and last else seconds
     return {"backlog": backlog, "drained": done, "seconds": round(seconds, 1),
             "applied_per_second": round(backlog / max(applied_seconds, 0.001), 1),
+            "durable_commit_ms": _spread(commit_times), "load_average_1min": os.getloadavg()[0],
+            "commits_per_pledge": round(commits / max(backlog, 1), 1),
             "profiles": profiles, "pending_over_time": [(round(t, 1), n) for t, n in samples[::5]]}
 
 
@@ -708,13 +817,12 @@ def stream_phase(stack: Stack, engine, control: ControlClient, lines: list[str],
             pending = conn.execute(select(func.count()).select_from(d).where(d.c.applied_at.is_(None))).scalar_one()
             status = conn.execute(select(func.count()).select_from(o).where(
                 o.c.done_at.is_(None), o.c.kind == outbox.STATUS_POST)).scalar_one()
-        return {"applied": applied, "pending_deliveries": pending, "pending_status_posts": status}
+        return {"applied": applied, "pending_deliveries": pending, "pending_status_posts": status,
+                "commit_ms": commit_ms(engine)}
 
     started = datetime.now(timezone.utc)
     with Sampler(stack, probe) as sampler:
-        # (count + 0.5) / rate seconds: constant_rate sends int(rate * seconds) requests, all of them.
-        latency = webhook_bench.constant_rate(stack.web_port, "/webhooks/discourse", lines, rate,
-                                              (len(lines) + 0.5) / rate)
+        latency = constant_rate(stack.web_port, "/webhooks/discourse", lines, rate)
         sent_at = time.time()
         settled = wait_until(lambda: (sampler.samples and sampler.samples[-1].get("applied") == len(lines)
                                       and sampler.samples[-1].get("pending_status_posts") == 0), settle_timeout)
@@ -739,6 +847,7 @@ def stream_phase(stack: Stack, engine, control: ControlClient, lines: list[str],
                     "over_time": [{k: s.get(k) for k in ("t", "pending_deliveries", "pending_status_posts")}
                                   for s in sampler.samples[::10]]},
         "peak_rss_mb": {k: round(v, 1) for k, v in sorted(sampler.peak_rss.items())},
+        "durable_commit_ms": _spread([s_.get("commit_ms") for s_ in sampler.samples]),
         "load_average_1min": {"mean": round(statistics.mean(loads), 2) if loads else None,
                               "max": round(max(loads), 2) if loads else None},
         "since": started,
@@ -804,6 +913,7 @@ class Options:
     ceiling: int = 20_000
     ratio_seconds: int = 10
     profile_seconds: int = 8
+    stream_seconds: float = 300.0  # the stream is cut to rate x this, to keep a run bounded
     settle_timeout: float = 300.0
     keep_database: bool = False
 
@@ -845,6 +955,7 @@ def run(options: Options, database_url: str | None = None) -> dict:
         began = time.perf_counter()
         open_round(svc, plan, topics)
         seeded = seed_pledges(svc, plan.changes(topics))
+        seeded["inbox"] = seed_deliveries(engine, plan.changes(topics))
         marked = set_seeded_side_effects_done(engine)
         problems = h.verify_ledger(svc)
         seeded.update(round_and_commons_plus_pledges_seconds=round(time.perf_counter() - began, 1),
@@ -872,20 +983,20 @@ def run(options: Options, database_url: str | None = None) -> dict:
 
         # The drain: a burst stored through the webhook while no worker runs, then the workers.
         burst = deliveries(RATIO_POSTS + 5_000_000, 55_000_000, options.burst, topics, members, plan.seed + 4)
-        result["burst_receive"] = webhook_bench.constant_rate(stack.web_port, "/webhooks/discourse", burst, 200,
-                                                              (len(burst) + 0.5) / 200)
+        result["burst_receive"] = constant_rate(stack.web_port, "/webhooks/discourse", burst, 200)
         result["drain"] = drain_phase(stack, engine, options.profile_seconds, tmp, options.settle_timeout * 2)
         print(f"drain: {result['drain']['applied_per_second']}/s", file=sys.stderr, flush=True)
         wait_until(lambda: outbox_backlog(engine).get(outbox.STATUS_POST, 0) == 0, options.settle_timeout)
 
         rate = options.rate or max(5.0, 0.6 * result["drain"]["applied_per_second"])
-        stream_lines = deliveries(STREAM_POSTS, 60_000_000, options.stream, topics, members, plan.seed + 3)
+        count = min(options.stream, max(50, int(rate * options.stream_seconds)))
+        stream_lines = deliveries(STREAM_POSTS, 60_000_000, count, topics, members, plan.seed + 3)
         stream = stream_phase(stack, engine, control, stream_lines, rate, options.settle_timeout)
         since = stream.pop("since")
         result["stream"] = stream
         print(f"stream: {stream['applied_per_second']}/s", file=sys.stderr, flush=True)
         stack.stop([n for n in list(stack.processes) if n.startswith("worker-")])
-        result["checks"] = checks(svc, control, [STREAM_POSTS + n for n in range(options.stream)], options.ceiling)
+        result["checks"] = checks(svc, control, [STREAM_POSTS + n for n in range(count)], options.ceiling)
         # After the checks: these reads go through the double's API (counted there).
         stream["outbox_lag"] = outbox_lag(engine, f"http://127.0.0.1:{stack.double_port}",
                                           {"Api-Key": stack.api_key, "Api-Username": BOT}, since)
@@ -904,8 +1015,10 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--commons", type=int, default=2_000)
     parser.add_argument("--pledges", type=int, default=200_000)
-    parser.add_argument("--stream", type=int, default=6_000, help="pledges sent at a constant rate")
-    parser.add_argument("--burst", type=int, default=2_000, help="pledges stored before the workers start")
+    parser.add_argument("--stream", type=int, default=6_000, help="pledges sent at a constant rate (at most)")
+    parser.add_argument("--stream-seconds", type=float, default=300.0,
+                        help="the stream is cut to rate x this many seconds, to keep a run bounded")
+    parser.add_argument("--burst", type=int, default=1_500, help="pledges stored before the workers start")
     parser.add_argument("--rate", type=float, help="stream rate (default: 60 %% of the drain rate: the stream competes with the webhook for the cores)")
     parser.add_argument("--web-workers", type=int, help="gunicorn processes (default: gunicorn_conf.py's)")
     parser.add_argument("--workers", type=int, default=1,
@@ -924,9 +1037,10 @@ def main() -> None:
     if args.small:
         args.members, args.commons, args.pledges, args.burst, args.stream = 500, 100, 10_000, 300, 600
         args.ratio_seconds, args.profile_seconds = min(args.ratio_seconds, 5), min(args.profile_seconds, 5)
+        args.stream_seconds = min(args.stream_seconds, 60)
     options = Options(RoundPlan(args.members, args.commons, args.pledges, args.seed), args.stream, args.burst,
                       args.rate, args.web_workers, args.workers, args.ceiling, args.ratio_seconds,
-                      args.profile_seconds, keep_database=args.keep_database)
+                      args.profile_seconds, args.stream_seconds, keep_database=args.keep_database)
     result = run(options)
     result["command"] = "python " + " ".join(sys.argv)
     text_out = json.dumps(result, indent=2, ensure_ascii=False, default=str)
