@@ -103,7 +103,7 @@ def build_worker(settings: Settings, svc, forum=None):
     return Worker(svc, applier, senders, tasks=tasks, zone=settings.zone,
                   backoff_base_seconds=settings.retry_base_seconds,
                   backoff_max_seconds=settings.retry_max_seconds,
-                  probe_seconds=min(30.0, settings.retry_max_seconds),
+                  probe_seconds=min(10.0, settings.retry_max_seconds),
                   inbox_lease_seconds=settings.worker_inbox_lease_seconds,
                   outbox_lease_seconds=settings.worker_outbox_lease_seconds)
 

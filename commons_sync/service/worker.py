@@ -449,7 +449,8 @@ class Worker:
     backoff_max_seconds: float = MAX_BACKOFF_SECONDS
     # A peer whose sends failed is tried again with one row at least this often, whatever the
     # rows' own backoffs, so its coming back is seen soon; then all its rows go (the ceiling paces).
-    probe_seconds: float = 30.0
+    # A forum down costs at most 6 calls a minute so (the wiki's own pause spaces its tries more).
+    probe_seconds: float = 10.0
     inbox_lease_seconds: float = 120.0
     outbox_lease_seconds: float = 300.0
     _last_refresh: float | None = field(default=None, init=False, repr=False)
