@@ -19,7 +19,6 @@ Prints one JSON object; exits non-zero if a check failed.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import shutil
 import sys
@@ -48,6 +47,7 @@ def main() -> None:
     parser.add_argument("--throttle-seconds", type=float, default=90.0, help="then answering 429")
     parser.add_argument("--retry-after", type=float, default=30.0, help="the 429's Retry-After")
     parser.add_argument("--pledges-per-second", type=float, default=2.0)
+    parser.add_argument("--warm", type=int, default=10, help="members pledging right before the outage")
     parser.add_argument("--max-rpm", type=int, default=50, help="the service's ceiling (the double keeps 60)")
     parser.add_argument("--retry-base", type=float, default=2.0)
     parser.add_argument("--database", help="e.g. postgresql+psycopg://postgres@127.0.0.1:5432/cs_peers")
@@ -76,23 +76,38 @@ def run(args, workdir: Path) -> dict:
         topics = stack.open_forum_commons(args.commons)
         commons_of_topic = {c["topic_id"]: c["id"] for c in stack.list_commons()}
         expected = {commons_of_topic[t]: 0 for t in topics}
-        posted = itertools.count()
+        counts = {"posted": 0}
         pledge_lock = threading.Lock()
 
-        def pledge(n: int) -> None:
+        def pledge_as(n: int, member: str) -> None:
             topic = topics[n % len(topics)]
             amount = 1 + n % 7
-            stack.pledge_post(members[n % len(members)], topic, amount)
+            stack.pledge_post(member, topic, amount)
             with pledge_lock:
                 expected[commons_of_topic[topic]] += amount * 100
-                next(posted)
+                counts["posted"] += 1
+
+        def pledge(n: int) -> None:
+            pledge_as(n, members[n % len(members)])
+
+        def next_count() -> int:
+            return counts["posted"]
 
         # Before: half the members pledge once (their membership is then cached for a while).
         for n in range(args.members // 2):
             pledge(n)
         stack.wait_until(lambda: stack.caught_up() and stack.pledge_count() == args.members // 2, 1800,
                          "the first pledges")
+        # Right before the outage, a few members pledge again and the worker applies their pledges
+        # (their memberships are then fresh in the cache): the status posts and fiches they call
+        # for are still queued when the peers go down, and fail.
+        warm = members[:args.warm]
+        for n, member in enumerate(warm):
+            pledge_as(n, member)
+        stack.wait_until(lambda: stack.backlog()["deliveries"] == 0 and stack.pledge_count() == next_count(), 600,
+                         "the warm-up pledges applied")
         webhooks_before = len(stack.admin.webhook_log()["deliveries"])
+        before_outage = counts["posted"]
         stats_samples: list[tuple[float, int]] = []
 
         def sample_stats() -> None:
@@ -109,7 +124,12 @@ def run(args, workdir: Path) -> dict:
             if not phase_changed and time.monotonic() >= began + args.error_seconds:
                 stack.forum_fails(429, retry_after=args.retry_after)
                 phase_changed = True
-            pledge(args.members // 2 + n if n >= args.members // 2 else n)
+            # The warm members first (applied at once: their rows fail), then the others (their
+            # deliveries wait for the forum to say whether they are members).
+            if n < len(warm):
+                pledge_as(n, warm[n])
+            else:
+                pledge(n)
             n += 1
             if n % 10 == 0:
                 sample_stats()
@@ -126,7 +146,7 @@ def run(args, workdir: Path) -> dict:
         recovered = time.monotonic()
         stack.forum_recovers()
         local.start_server()
-        total_pledges = next(posted)
+        total_pledges = counts["posted"]
         caught_up_after = stack.wait_until(
             lambda: stack.caught_up() and stack.pledge_count() == total_pledges, 3600, "catching up", poll=0.1)
         calls_after = stack.admin.request_stats()["total"] - stats_at_recovery
@@ -155,7 +175,7 @@ def run(args, workdir: Path) -> dict:
             "outage": {"seconds": round(recovered - began, 1), "forum_500_seconds": args.error_seconds,
                        "forum_429_seconds": args.throttle_seconds, "retry_after": args.retry_after,
                        "wiki_stopped_seconds": round(recovered - began, 1),
-                       "pledges_during": total_pledges - args.members // 2},
+                       "pledges_during": total_pledges - before_outage},
             "webhook_during_outage": {"answers": len(outage_answers), "non_2xx": len(non_2xx),
                                       "statuses": sorted({a["status"] for a in outage_answers}, key=str),
                                       "redelivered": sum(1 for a in outage_answers if a["attempt"]),
