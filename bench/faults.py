@@ -54,8 +54,8 @@ def killed(args) -> dict:
         wiki = LocalMediaWiki(workers=2).start()
     try:
         scenario = KilledProcesses(url, commons=args.commons, deliveries=args.deliveries, kills=args.kills,
-                                   seed=args.seed, wiki=wiki, rate=args.rate, progress=say,
-                                   workdir=Path(args.workdir) if args.workdir else None)
+                                   drain_kills=args.drain_kills, seed=args.seed, wiki=wiki, rate=args.rate,
+                                   progress=say, workdir=Path(args.workdir) if args.workdir else None)
         report = scenario.run(settle_timeout=args.settle_timeout)
     finally:
         if wiki is not None:
@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--commons", type=int)
     parser.add_argument("--deliveries", type=int, default=10_000)
     parser.add_argument("--kills", type=int, default=12)
+    parser.add_argument("--drain-kills", type=int, default=4,
+                        help="killed: workers also SIGKILLed while they work off the backlog after the replay")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--database", help="an empty PostgreSQL database (default: a new one on 127.0.0.1:5432)")
     parser.add_argument("--no-wiki", action="store_true", help="no MediaWiki: fiches are not checked")

@@ -457,6 +457,7 @@ class KilledProcesses:
 
     def __init__(self, database_url: str, *, commons: int = 200, deliveries: int = 10_000, kills: int = 10,
                  seed: int = 1, wiki=None, rate: float = 60.0, workers: int = 2, deletions: bool = True,
+                 drain_kills: int = 0,
                  progress: Callable[[str], None] | None = None, workdir: Path | None = None) -> None:
         self.database_url = database_url
         self.commons = commons
@@ -466,6 +467,7 @@ class KilledProcesses:
         self.wiki = wiki
         self.rate = rate
         self.deletions = deletions
+        self.drain_kills = drain_kills
         self.progress = progress or (lambda line: None)
         self.stack = Stack(database_url, workers=workers, wiki=wiki, workdir=workdir)
         self.rng = random.Random(seed)
@@ -571,6 +573,8 @@ class KilledProcesses:
 
     def _kill(self, number: int) -> None:
         stack = self.stack
+        for thread in self._restarts:  # every kill kills a running process
+            thread.join(timeout=120)
         if number % 2 == self.kill_parity:
             target = "server"
             stack.kill_server()
@@ -591,6 +595,22 @@ class KilledProcesses:
         thread = threading.Thread(target=later, daemon=True)
         thread.start()
         self._restarts.append(thread)
+
+    def _kill_while_draining(self) -> None:
+        """Workers SIGKILLed at seeded moments while they work off what the replay left them."""
+        rng = random.Random(self.seed * 7919 + 1)
+        stack = self.stack
+        for number in range(self.drain_kills):
+            time.sleep(rng.uniform(3.0, 15.0))
+            if self._settled():
+                return
+            index = rng.randrange(stack.worker_count)
+            down = rng.uniform(0.2, 2.0)
+            stack.kill_worker(index)
+            self.kill_log.append({"during": "drain", "target": f"worker-{index}", "down_seconds": round(down, 2)})
+            self.progress(f"drain kill {number + 1}/{self.drain_kills}: worker-{index}")
+            time.sleep(down)
+            stack.start_worker(index)
 
     def _misbehave(self, phase: str) -> None:
         """The double sends duplicates (same event id) or reorders deliveries for a while."""
@@ -666,7 +686,11 @@ class KilledProcesses:
             self.replay()
             replay_seconds = time.monotonic() - replay_began
             self.progress(f"replayed {self.events} deliveries in {replay_seconds:.0f} s; settling")
+            draining = threading.Thread(target=self._kill_while_draining, daemon=True)
+            draining.start()
             self.settle(settle_timeout)
+            draining.join(timeout=120)
+            self.settle(settle_timeout)  # a worker killed at the end may have left a lease
             settled_seconds = time.monotonic() - replay_began
             before_reconcile = ledger_mismatches(self.database_url, self.record)
             self.progress(f"settled; {len(before_reconcile)} posts differ from the forum before reconcile")
