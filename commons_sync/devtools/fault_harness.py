@@ -37,7 +37,6 @@ from commons_sync.devtools.discourse_double import ControlClient
 from commons_sync.devtools.discourse_double.webhooks import sign
 from commons_sync.devtools.served import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
 SECRET = "fault-harness-webhook-secret"
@@ -452,13 +451,16 @@ class KilledProcesses:
         commons, deliveries, kills, seed: the size of the run.
         wiki: a started `LocalMediaWiki` (fiches are checked), or None.
         rate: forum actions a second the harness aims at.
+        workers: how many `commons-sync worker` processes.
+        deletions: whether posts are deleted and recovered too (their deliveries carry no version).
+        drain_kills: workers also SIGKILLed this many times while they work off the backlog.
         progress: called with one line of text now and then (None: quiet).
+        workdir: where the processes run and write their logs (`logs/`); a temporary folder if None.
     """
 
     def __init__(self, database_url: str, *, commons: int = 200, deliveries: int = 10_000, kills: int = 10,
                  seed: int = 1, wiki=None, rate: float = 60.0, workers: int = 2, deletions: bool = True,
-                 drain_kills: int = 0,
-                 progress: Callable[[str], None] | None = None, workdir: Path | None = None) -> None:
+                 drain_kills: int = 0, progress: Callable[[str], None] | None = None, workdir: Path | None = None) -> None:
         self.database_url = database_url
         self.commons = commons
         self.deliveries = deliveries
