@@ -34,7 +34,7 @@ processes create at the double before the measurements.
     .venv/bin/python bench/scale.py --members 20000 --commons 4000 --pledges 400000   # 2x
 
 Results are printed as JSON and written to `--output` (default `bench/results/scale-<date>.json`,
-`-<label>` appended when given).
+`-<label>` appended when given); `bench/scale.py --table A.json B.json` prints runs side by side.
 """
 
 from __future__ import annotations
@@ -918,6 +918,15 @@ class Options:
     keep_database: bool = False
 
 
+def code_version() -> dict:
+    """The commit measured, and how many tracked files differed from it (a shared checkout)."""
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted_tracked_files": len(git("status", "--short", "--untracked-files=no").splitlines())}
+
+
 def forget_deliveries(engine, first_event: int, last_event: int) -> int:
     """Remove the ratio phase's stored deliveries: they measured the receive path only, and applying
     thousands of them would make the run long without telling more than the burst does."""
@@ -946,7 +955,8 @@ def run(options: Options, database_url: str | None = None) -> dict:
                                   "worker_processes": options.workers, "discourse_double": 1, "postgresql": "15"},
                     "api_ceiling": {"service": options.ceiling, "double": options.ceiling},
                     "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}}
+                    "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()},
+                    "code": code_version()}
     try:
         began = time.perf_counter()
         control = stack.start_double()
@@ -1010,7 +1020,60 @@ def run(options: Options, database_url: str | None = None) -> dict:
             drop_database(url)
 
 
+def table(paths: list[str]) -> str:
+    """The figures of several runs side by side (markdown), the last column their growth."""
+    runs = [json.loads(Path(path).read_text()) for path in paths]
+
+    def row(name, get, unit=""):
+        values = []
+        for r in runs:
+            try:
+                values.append(get(r))
+            except (KeyError, TypeError, IndexError):
+                values.append(None)
+        cells = [f"{v:,}{unit}" if isinstance(v, (int, float)) else str(v) for v in values]
+        growth = ""
+        if len(values) > 1 and all(isinstance(v, (int, float)) for v in (values[0], values[-1])) and values[0]:
+            growth = f"× {values[-1] / values[0]:.2f}"
+        return f"| {name} | " + " | ".join(cells) + f" | {growth} |"
+
+    per_minute = lambda r: max(r["stream"]["api"]["per_minute"] or [0])  # noqa: E731
+    rss = lambda role: (lambda r: max(v for k, v in r["stream"]["peak_rss_mb"].items() if k.startswith(role)))  # noqa: E731
+    lines = ["| figure | " + " | ".join(f"{r['plan']['members']:,} / {r['plan']['commons']:,} / {r['plan']['pledges']:,}"
+                                       for r in runs) + " | growth |",
+             "| --- |" + " --- |" * (len(runs) + 1),
+             row("seed: pledges through `apply_post` in memory, then written (s)", lambda r: r["seed"]["seconds"]),
+             row("seed: status posts created by 2 `worker --once` (s)", lambda r: r["seed"]["status_posts_created_seconds"]),
+             row("webhook, signed pledges stored (requests/s, wrk)", lambda r: r["ratio"]["webhook"]["requests_per_second"]),
+             row("bare `204` route, same server (requests/s, wrk)", lambda r: r["ratio"]["bare_204"]["requests_per_second"]),
+             row("ratio webhook / bare route (goal ≥ 0.5)", lambda r: r["ratio"]["ratio"]),
+             row("drain: pledges applied per second (backlog, 1 worker)", lambda r: r["drain"]["applied_per_second"]),
+             row("database commits per applied pledge", lambda r: r["drain"]["commits_per_pledge"]),
+             row("stream: rate sent (pledges/s)", lambda r: r["stream"]["rate_sent"]),
+             row("stream: pledges applied per second, end to end", lambda r: r["stream"]["applied_per_second"]),
+             row("stream: pledges sent", lambda r: r["stream"]["pledges"]),
+             row("webhook latency p50 (ms)", lambda r: r["stream"]["latency"]["p50_ms"]),
+             row("webhook latency p99 (ms)", lambda r: r["stream"]["latency"]["p99_ms"]),
+             row("outbox lag p50: last ledger entry → status post edited (s)", lambda r: r["stream"]["outbox_lag"]["p50_seconds"]),
+             row("outbox lag p99 (s)", lambda r: r["stream"]["outbox_lag"]["p99_seconds"]),
+             row("backlog: most deliveries waiting", lambda r: r["stream"]["backlog"]["max_pending_deliveries"]),
+             row("backlog: most status posts waiting", lambda r: r["stream"]["backlog"]["max_pending_status_posts"]),
+             row("API calls in the busiest minute (double)", per_minute),
+             row("API calls in any 60 s, most (ceiling)", lambda r: f"{r['stream']['api']['max_in_any_60s']:,} ({r['stream']['api']['ceiling']:,})"),
+             row("peak RSS, a gunicorn process (MB)", rss("gunicorn-worker")),
+             row("peak RSS, the worker (MB)", rss("worker-")),
+             row("peak RSS, the Discourse double (MB)", rss("double")),
+             row("load average (1 min) during the stream, mean", lambda r: r["stream"]["load_average_1min"]["mean"]),
+             row("checks: streamed pledges applied / sent", lambda r: f"{r['checks']['stream_pledges_applied']} / {r['checks']['stream_pledges']}"),
+             row("checks: ledger problems, status posts not equal to the ledger",
+                 lambda r: f"{len(r['checks']['ledger_problems'])}, {r['checks']['status_posts_not_equal_count']}")]
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--table"]:
+        print(table(sys.argv[2:]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--commons", type=int, default=2_000)
