@@ -30,8 +30,30 @@ def create_app(settings: Settings | None = None, service=None) -> Flask:
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(api.bp)
+    _answer_503_while_the_database_is_away(app, settings.language)
     if os.environ.get("COMMONS_SYNC_BENCH_ROUTES") == "1":
         from commons_sync.web import bench
 
         app.register_blueprint(bench.bp)
     return app
+
+
+def _answer_503_while_the_database_is_away(app: Flask, language: str) -> None:
+    """A database that is down or restarting is a `503` on every page, never a `500`: the request
+    can be made again (Discourse redelivers a webhook), and the pool reconnects by itself."""
+    from flask import jsonify, request
+    from sqlalchemy.exc import OperationalError
+
+    from commons_sync.i18n import t
+    from commons_sync.service.unit_of_work import DatabaseUnavailable
+
+    def unavailable(_error):
+        message = t(language, "Service momentanément indisponible : la base de données ne répond pas. "
+                              "Réessayez dans un instant.")
+        headers = {"Retry-After": "5"}
+        if request.path.startswith(("/api/", "/webhooks/")):
+            return jsonify({"error": "database_unavailable", "message": message}), 503, headers
+        return message, 503, headers | {"Content-Type": "text/plain; charset=utf-8"}
+
+    app.register_error_handler(DatabaseUnavailable, unavailable)
+    app.register_error_handler(OperationalError, unavailable)

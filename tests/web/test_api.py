@@ -76,3 +76,18 @@ def test_openapi_document_holds_for_every_generated_request(app):
         except Exception as error:  # noqa: BLE001 - collected so every operation is tried
             failures.append(f"{op.label}: {error}")
     assert failures == []
+
+
+def test_a_database_that_does_not_answer_is_a_503_on_every_page_not_a_500():
+    from commons_sync.storage.database import make_engine
+
+    nowhere = h.Service(make_engine("postgresql+psycopg://postgres@127.0.0.1:9/absent"))
+    settings = load_settings(language="en", secret_key="k" * 32)
+    client = create_app(settings, nowhere).test_client()
+
+    api = client.get("/api/v1/rounds/r2026")
+    badge = client.get("/badge/1.svg")
+
+    assert (api.status_code, api.headers["Retry-After"]) == (503, "5")
+    assert api.get_json()["error"] == "database_unavailable"
+    assert badge.status_code == 503 and "database is not answering" in badge.get_data(as_text=True)
