@@ -410,9 +410,8 @@ class DeliveryApplier:
                 if self._failures:
                     report.recovered = True
                 self._failures = 0
-                self._mark_applied(row.id)
+                self._mark_applied(row.id, lease_seconds)
                 report.applied += 1
-                self._take_inbox(lease_seconds)  # renew the lease
             return report
         finally:
             self._release_inbox()
@@ -692,12 +691,16 @@ class DeliveryApplier:
 
         self.svc.run(use_case)
 
-    def _mark_applied(self, row_id: int) -> None:
-        d = ft.forum_deliveries
+    def _mark_applied(self, row_id: int, lease_seconds: float) -> None:
+        """Mark the delivery applied and renew this worker's inbox lease, in one commit."""
+        d, lock = ft.forum_deliveries, ft.forum_locks
         now = _utc(self.svc.clock())
 
         def use_case(uow: UnitOfWork) -> None:
-            uow.repo.conn.execute(update(d).where(d.c.id == row_id).values(applied_at=now))
+            conn = uow.repo.conn
+            conn.execute(update(d).where(d.c.id == row_id).values(applied_at=now))
+            conn.execute(update(lock).where(lock.c.name == "inbox", lock.c.holder == self.worker_id)
+                         .values(until=now.timestamp() + lease_seconds))
             uow.commit()
 
         self.svc.run(use_case)
