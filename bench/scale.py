@@ -85,6 +85,7 @@ ROUND = "scale"
 SEEDED_POSTS = 10_000_000  # post ids of the seeded pledges (the double's own ids stay far below)
 RATIO_POSTS = 20_000_000   # the ratio phase's deliveries
 STREAM_POSTS = 30_000_000  # the stream's
+BURST_EVENTS = 55_000_000  # event ids of the burst's deliveries
 
 
 # --- the database ----------------------------------------------------------------------------------
@@ -767,7 +768,8 @@ def ratio_phase(stack: Stack, lines: list[str], seconds: int, profile_seconds: i
     return result
 
 
-def drain_phase(stack: Stack, engine, profile_seconds: int, tmp: Path, timeout: float) -> dict:
+def drain_phase(stack: Stack, engine, profile_seconds: int, tmp: Path, timeout: float,
+                first_event: int = BURST_EVENTS) -> dict:
     """Start the workers on the stored backlog; measure how fast they apply it."""
     backlog = pending_deliveries(engine)
     time.sleep(1.5)
@@ -794,8 +796,10 @@ def drain_phase(stack: Stack, engine, profile_seconds: int, tmp: Path, timeout: 
         profiles[name] = summarize_profile(output)
     d = ft.forum_deliveries
     with engine.connect() as conn:
+        # The burst's deliveries only (the seeded inbox was applied long before).
         first, last = conn.execute(select(func.min(d.c.applied_at), func.max(d.c.applied_at))
-                                   .where(d.c.applied_at.is_not(None))).one()
+                                   .where(d.c.applied_at.is_not(None), d.c.event_id >= first_event,
+                                          d.c.event_id < first_event + 5_000_000)).one()
     applied_seconds = (last - first).total_seconds() if first and last else seconds
     return {"backlog": backlog, "drained": done, "seconds": round(seconds, 1),
             "applied_per_second": round(backlog / max(applied_seconds, 0.001), 1),
@@ -916,6 +920,7 @@ class Options:
     stream_seconds: float = 300.0  # the stream is cut to rate x this, to keep a run bounded
     settle_timeout: float = 300.0
     keep_database: bool = False
+    seed_inbox: bool = True
 
 
 def code_version() -> dict:
@@ -965,7 +970,8 @@ def run(options: Options, database_url: str | None = None) -> dict:
         began = time.perf_counter()
         open_round(svc, plan, topics)
         seeded = seed_pledges(svc, plan.changes(topics))
-        seeded["inbox"] = seed_deliveries(engine, plan.changes(topics))
+        if options.seed_inbox:
+            seeded["inbox"] = seed_deliveries(engine, plan.changes(topics))
         marked = set_seeded_side_effects_done(engine)
         problems = h.verify_ledger(svc)
         seeded.update(round_and_commons_plus_pledges_seconds=round(time.perf_counter() - began, 1),
@@ -992,7 +998,7 @@ def run(options: Options, database_url: str | None = None) -> dict:
             result["ratio"] = {"skipped": "wrk missing or --ratio-seconds 0"}
 
         # The drain: a burst stored through the webhook while no worker runs, then the workers.
-        burst = deliveries(RATIO_POSTS + 5_000_000, 55_000_000, options.burst, topics, members, plan.seed + 4)
+        burst = deliveries(RATIO_POSTS + 5_000_000, BURST_EVENTS, options.burst, topics, members, plan.seed + 4)
         result["burst_receive"] = constant_rate(stack.web_port, "/webhooks/discourse", burst, 200)
         result["drain"] = drain_phase(stack, engine, options.profile_seconds, tmp, options.settle_timeout * 2)
         print(f"drain: {result['drain']['applied_per_second']}/s", file=sys.stderr, flush=True)
@@ -1096,6 +1102,7 @@ def main() -> None:
     parser.add_argument("--label", default="")
     parser.add_argument("--output", help="default bench/results/scale-<date>[-label].json")
     parser.add_argument("--keep-database", action="store_true")
+    parser.add_argument("--no-seed-inbox", action="store_true", help="seed no deliveries (an empty inbox)")
     args = parser.parse_args()
     if args.small:
         args.members, args.commons, args.pledges, args.burst, args.stream = 500, 100, 10_000, 300, 600
@@ -1103,7 +1110,8 @@ def main() -> None:
         args.stream_seconds = min(args.stream_seconds, 60)
     options = Options(RoundPlan(args.members, args.commons, args.pledges, args.seed), args.stream, args.burst,
                       args.rate, args.web_workers, args.workers, args.ceiling, args.ratio_seconds,
-                      args.profile_seconds, args.stream_seconds, keep_database=args.keep_database)
+                      args.profile_seconds, args.stream_seconds, keep_database=args.keep_database,
+                      seed_inbox=not args.no_seed_inbox)
     result = run(options)
     result["command"] = "python " + " ".join(sys.argv)
     text_out = json.dumps(result, indent=2, ensure_ascii=False, default=str)
