@@ -132,6 +132,8 @@ class Stack:
         self.wiki = wiki
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="commons-sync-faults-"))
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        for old_log in (self.workdir / "logs").glob("*.log"):  # a reused folder: this run's logs only
+            old_log.unlink()
         self.extra_env = dict(extra_env or {})
         self.server_port = free_port()
         self.server_url = f"http://127.0.0.1:{self.server_port}"
@@ -970,6 +972,8 @@ class PostgresRestart(KilledProcesses):
             report = check_final_state(self.stack, self.record, closes_at=self.closes_at)
             total_seconds = time.monotonic() - began
             server_log = self.stack.log_tail("server", 200_000)
+            worker_logs = "".join(self.stack.log_tail(f"worker-{i}", 2_000_000)
+                                  for i in range(self.stack.worker_count))
         finally:
             self.stack.stop()
             try:
@@ -1001,6 +1005,8 @@ class PostgresRestart(KilledProcesses):
                       "first_200_after_start_seconds": round(first_ok_after, 2) if first_ok_after is not None else None,
                       "healthz": health},
             "server_500s_in_log": server_log.count(" 500 ") + server_log.count("Exception on /"),
+            "worker_log": {"passes_failed_database_unavailable": worker_logs.count("the database is unavailable"),
+                           "tracebacks": worker_logs.count("Traceback (most recent call last)")},
             "same_processes_throughout": same_processes, "alive": alive,
             "posts_differing_after_settling": len(before_check),
             "settled_seconds": round(settled_seconds, 1), "total_seconds": round(time.monotonic() - began, 1),

@@ -88,4 +88,5 @@ def run(engine: Engine, use_case: Callable[[UnitOfWork], T], *, attempts: int = 
 def _unreachable(error: DBAPIError) -> bool:
     text = str(error.orig).lower()
     return any(word in text for word in ("connection refused", "could not connect", "server closed",
-                                         "terminating connection", "unable to open database"))
+                                         "terminating connection", "unable to open database",
+                                         "the database system is"))  # … shutting down, starting up

@@ -45,7 +45,7 @@ from commons_sync.storage import tables as tb
 from . import handlers, outbox
 from .forum import ApplyReport, DeliveryApplier, forget_applied_deliveries
 from .handlers import Service
-from .unit_of_work import UnitOfWork
+from .unit_of_work import DatabaseUnavailable, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -536,7 +536,9 @@ class Worker:
         while not stop.is_set():
             try:
                 self.step(flush=False)
-            except Exception:  # noqa: BLE001 - e.g. the database is briefly unavailable
+            except DatabaseUnavailable as exc:  # a restart or an outage: one line, not a traceback a pass
+                log.warning("worker pass failed, the database is unavailable (%s); trying again", exc)
+            except Exception:  # noqa: BLE001 - whatever failed, the next pass goes on
                 log.exception("worker pass failed; trying again")
             stop.wait(poll_seconds)
 

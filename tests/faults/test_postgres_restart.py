@@ -81,6 +81,28 @@ def test_postgres_restarted_during_load(cluster, tmp_path):
     assert set(report["probe"]["answers"]) <= {"200", "503"} and "503" in report["probe"]["answers"]
     assert set(report["probe"]["healthz"]) == {"200", "503"}
     assert report["same_processes_throughout"]
+    # The workers' failed passes are one line each, not a traceback twice a second.
+    assert report["worker_log"]["passes_failed_database_unavailable"] > 0
+    assert report["worker_log"]["tracebacks"] == 0
     assert report["posts_differing_after_settling"] == 0
     assert report["status_posts_exact"] == report["commons"] == 5
     assert report["pledges_lost"] == report["pledges_over"] == report["ledger_problems"] == 0
+
+
+@pytest.mark.parametrize("message", ["FATAL:  the database system is shutting down",
+                                     "FATAL:  the database system is starting up",
+                                     "connection refused"])
+def test_a_database_going_down_or_coming_up_is_unavailable(sqlite_url, message):
+    """What PostgreSQL answers while it stops or starts means "unavailable" (503, try again)."""
+    from sqlalchemy.exc import OperationalError
+
+    from commons_sync.service.unit_of_work import DatabaseUnavailable, run
+    from commons_sync.storage.database import make_engine
+
+    def use_case(_uow):
+        raise OperationalError("SELECT 1", {}, Exception(message))
+
+    engine = make_engine(sqlite_url)
+    with pytest.raises(DatabaseUnavailable):
+        run(engine, use_case)
+    engine.dispose()
