@@ -16,16 +16,22 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     """An engine whose transactions serialise money changes.
 
     SQLite: WAL, a busy timeout, and `BEGIN IMMEDIATE` so each transaction takes the write lock at
     its start (two writers never interleave). PostgreSQL: READ COMMITTED with row locks taken by
-    the repository (`SELECT … FOR UPDATE` on the round).
+    the repository (`SELECT … FOR UPDATE` on the round), connections pinged before use.
+
+    `autocommit`: for the webhook, whose one insert stands alone: each statement commits by itself
+    and connections are not pinged, so storing a delivery on PostgreSQL is one round trip instead
+    of four (ping, BEGIN, INSERT, COMMIT). A connection the database dropped fails that one
+    request (`503`, Discourse delivers again) and the pool reconnects.
     """
     parsed = make_url(url)
+    isolation = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **isolation)
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection, _record):
@@ -37,14 +43,15 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=60000")
             cursor.close()
 
-        @event.listens_for(engine, "begin")
-        def _on_begin(connection):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if not autocommit:
+            @event.listens_for(engine, "begin")
+            def _on_begin(connection):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=not autocommit, **isolation)
 
 
 def alembic_config(engine: Engine) -> Config:

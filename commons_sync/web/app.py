@@ -25,7 +25,8 @@ def create_app(settings: Settings | None = None, service=None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         SECRET_KEY=settings.secret_key.get_secret_value() if settings.secret_key else None,
     )
-    app.extensions["commons_sync"] = {"settings": settings, "service": service}
+    app.extensions["commons_sync"] = {"settings": settings, "service": service,
+                                      "inbox": _inbox_service(service)}
     app.register_blueprint(health.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(staff.bp)
@@ -57,3 +58,13 @@ def _answer_503_while_the_database_is_away(app: Flask, language: str) -> None:
 
     app.register_error_handler(DatabaseUnavailable, unavailable)
     app.register_error_handler(OperationalError, unavailable)
+
+
+def _inbox_service(service):
+    """The webhook's own pool on the same database, in autocommit (`make_engine`): its one insert
+    stands alone, and it is the hot path. No connection is opened before the first webhook."""
+    from commons_sync.service.handlers import Service
+    from commons_sync.storage.database import make_engine
+
+    url = service.engine.url.render_as_string(hide_password=False)
+    return Service(make_engine(url, autocommit=True), service.clock, service.zone)

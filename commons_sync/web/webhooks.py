@@ -51,7 +51,7 @@ def discourse():
                             request.headers.get(signature.HEADER)):
         return _answer(401, "missing or wrong X-Discourse-Event-Signature")
     try:
-        receipt = receive_delivery(parts["service"], request.headers, body,
+        receipt = receive_delivery(parts["inbox"], request.headers, body,
                                    settings.discourse_api_username or "")
     except (DatabaseUnavailable, DBAPIError) as exc:
         log.warning("webhook: database unavailable (%s)", type(exc).__name__)

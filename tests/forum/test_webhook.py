@@ -209,3 +209,32 @@ def test_metrics_show_pending_deliveries_outbox_and_webhook_answers(served):
     assert 'commons_sync_outbox_pending{kind="status_post"} 1.0' in text
     assert 'commons_sync_commons{status="en financement"} 1.0' in text
     assert "commons_sync_database_up 1.0" in text
+
+
+@pytest.mark.postgres
+def test_after_postgresql_dropped_its_connections_one_webhook_is_503_and_the_next_is_stored(postgres_url):
+    # The webhook's pool does not ping before each use (one round trip per delivery): a dropped
+    # connection costs one 503, which Discourse delivers again, never a 500 or a lost delivery.
+    from sqlalchemy import text
+
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    svc = Service(engine, OffsetClock())
+    handlers.create_round(svc, RoundSpec(slug="r", name="R", allocation_cents=50000, group="cofinanceurs"))
+    handlers.open_commons(svc, CommonsSpec(round_slug="r", title="C", goal_cents=134000, topic_id=COMMONS_TOPIC))
+    client = create_app(_settings(postgres_url), svc).test_client()
+    headers, body = load("post_created__pledge")
+    first = client.post(URL, data=body, headers=headers)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    again = [client.post(URL, data=body, headers=headers).status_code for _ in range(2)]
+    assert first.status_code == 202 and first.get_json()["message"] == "stored"
+    assert again == [503, 202]
+    assert [row.event for row in _stored_in(svc)] == ["post_created"]  # once, whatever the answers
+    engine.dispose()
+
+
+def _stored_in(svc) -> list:
+    d = ft.forum_deliveries
+    return svc.run(lambda uow: uow.repo.conn.execute(select(d.c.event).order_by(d.c.id)).all())
