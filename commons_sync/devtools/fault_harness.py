@@ -657,16 +657,21 @@ class KilledProcesses:
     # settling
 
     def _settled(self) -> bool:
-        from sqlalchemy import create_engine, text
+        from sqlalchemy import create_engine, func, select
 
+        from commons_sync.storage import forum_tables as ft
+        from commons_sync.storage import tables as tb
+
+        d, o = ft.forum_deliveries, tb.outbox
+        # Rows of an adapter that is off (the wiki with --no-wiki, mail) stay by design.
+        skipped = ["mail", "create_topic"] + (["wiki_fiche", "wiki_results"] if self.wiki is None else [])
         engine = create_engine(_sqlalchemy_url(self.database_url))
         try:
             with engine.connect() as conn:
-                unapplied = conn.execute(text("SELECT count(*) FROM forum_deliveries WHERE applied_at IS NULL")).scalar()
-                # Rows of an adapter that is off (the wiki with --no-wiki, mail) stay by design.
-                skipped = "'wiki_fiche', 'wiki_results', " if self.wiki is None else ""
-                pending = conn.execute(text("SELECT count(*) FROM outbox WHERE done_at IS NULL AND kind NOT IN "
-                                            f"({skipped}'mail', 'create_topic')")).scalar()
+                unapplied = conn.execute(select(func.count()).select_from(d)
+                                         .where(d.c.applied_at.is_(None))).scalar()
+                pending = conn.execute(select(func.count()).select_from(o)
+                                       .where(o.c.done_at.is_(None), o.c.kind.not_in(skipped))).scalar()
         finally:
             engine.dispose()
         return unapplied == 0 and pending == 0
