@@ -198,4 +198,5 @@ outbox = Table(
     Index("uq_outbox_pending_key", "key", unique=True,
           sqlite_where=text("done_at IS NULL"), postgresql_where=text("done_at IS NULL")),
     Index("ix_outbox_due", "done_at", "not_before"),
+    Index("ix_outbox_key_done", "key", "done_at"),  # when a key was last sent (status-post latency)
 )

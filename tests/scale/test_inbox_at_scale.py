@@ -1,5 +1,6 @@
 """Queries that run per status post must not read the whole inbox, which keeps every delivery for
-30 days (a round of 200,000 pledges: 200,000 rows; bench/scale.py found one that did)."""
+30 days (a round of 200,000 pledges: 200,000 rows), nor every outbox row ever sent (never pruned):
+bench/scale.py found one of each that did."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy import event, insert, text
 
 from commons_sync.service import ops
 from commons_sync.storage import forum_tables as ft
+from commons_sync.storage import tables as tb
 from commons_sync.storage.database import make_engine, upgrade
 
 
@@ -38,3 +40,31 @@ def test_the_status_post_latency_metric_reads_the_inbox_by_post_id(postgres_url,
         plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + statement, parameters).scalars())
     engine.dispose()
     assert "ix_forum_deliveries_post" in plan and "Seq Scan on forum_deliveries" not in plan, plan
+
+
+def test_the_last_status_edit_is_found_by_key_among_every_row_sent(postgres_url, clock):
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    from commons_sync.service.handlers import Service
+
+    svc = Service(engine, clock)
+    with engine.begin() as conn:  # rows sent over a round: status posts, replies, fiches
+        conn.execute(insert(tb.outbox), [dict(
+            kind="status_post", key=f"status_post:{n % 2000}" if n % 3 else f"reply:refused:{n}:1",
+            payload="{}", created_at=clock(), updated_at=clock(), not_before=clock(), done_at=clock())
+            for n in range(20_000)])
+        conn.execute(text("ANALYZE"))
+    executed = []
+
+    def capture(_conn, _cursor, statement, parameters, _context, _executemany):
+        if "outbox" in statement:
+            executed.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    assert ops._last_status_edit(svc, 4321) is None  # a commons whose status post was never sent
+    event.remove(engine, "before_cursor_execute", capture)
+    statement, parameters = executed[0]
+    with engine.connect() as conn:
+        plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + statement, parameters).scalars())
+    engine.dispose()
+    assert "ix_outbox_key_done" in plan, plan
