@@ -1018,6 +1018,7 @@ def run(options: Options, database_url: str | None = None) -> dict:
                                           {"Api-Key": stack.api_key, "Api-Username": BOT}, since)
         result["logs"] = str(tmp)
         result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        result["code_at_end"] = code_version()  # others commit meanwhile in a shared checkout
         return result
     finally:
         stack.stop()
