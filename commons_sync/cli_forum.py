@@ -51,11 +51,14 @@ def build_worker(settings: Settings, svc, forum=None):
     from commons_sync.service.worker import ForumSenders, Worker, backoff_seconds
 
     applier, senders, tasks = None, {}, []
+    # A peer found down is asked again at least this often: the inbox's first pending delivery
+    # is its own probe, so its wait never grows past it (an empty outbox has nothing to probe with).
+    probe_seconds = min(10.0, settings.retry_max_seconds)
     if settings.adapter_on("discourse"):
         forum = forum or build_forum_client(settings, svc)
         applier = DeliveryApplier(svc, forum, ForumSettings.from_settings(settings),
                                   backoff=lambda failures: backoff_seconds(
-                                      failures, settings.retry_base_seconds, settings.retry_max_seconds))
+                                      failures, settings.retry_base_seconds, probe_seconds))
         senders.update(ForumSenders(svc, forum, settings.discourse_api_username, settings.language,
                                     settings.zone).senders())
         # Reminders, cancel notices; the funded thanks and round results, once each (issue 8).
@@ -103,7 +106,7 @@ def build_worker(settings: Settings, svc, forum=None):
     return Worker(svc, applier, senders, tasks=tasks, zone=settings.zone,
                   backoff_base_seconds=settings.retry_base_seconds,
                   backoff_max_seconds=settings.retry_max_seconds,
-                  probe_seconds=min(10.0, settings.retry_max_seconds),
+                  probe_seconds=probe_seconds,
                   inbox_lease_seconds=settings.worker_inbox_lease_seconds,
                   outbox_lease_seconds=settings.worker_outbox_lease_seconds)
 

@@ -73,7 +73,7 @@ from commons_sync.storage import tables as tb
 
 from . import handlers, outbox
 from .handlers import CommonsSpec, PostChange, Service
-from .unit_of_work import UnitOfWork
+from .unit_of_work import DatabaseUnavailable, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,7 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
         return Receipt(400, "a version or post number is out of range")
     known = _known_commons_topics(svc.engine)
     in_known_commons = verdict.topic_id in known
-    # Outside the transaction (SQLite holds its write lock for the whole of it), and only where it
-    # matters: a `/commun` line counts for topics not known as commons yet.
+    # Parsed only where it matters: a `/commun` line counts for topics not known as commons yet.
     opens_commons = not in_known_commons and verdict.opens_commons
     row = dict(event_id=delivery.event_id, event_type=delivery.event_type, event=delivery.event,
                instance=delivery.instance, body=body, received_at=_utc(svc.clock()),
@@ -172,7 +171,12 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
         return Receipt(202, "stored", True)
 
     try:
-        return svc.run(use_case)
+        try:
+            return svc.run(use_case)
+        except DatabaseUnavailable:
+            # The webhook's pool does not ping (`make_engine(autocommit=True)`): a connection the
+            # database dropped fails once and the pool reconnects. Storing is idempotent.
+            return svc.run(use_case)
     except IntegrityError:
         # The unique event id decides: Discourse delivered this event before.
         if svc.run(lambda uow: uow.repo.conn.execute(_DELIVERY_OF_EVENT,
@@ -410,8 +414,11 @@ class DeliveryApplier:
                 if self._failures:
                     report.recovered = True
                 self._failures = 0
-                self._mark_applied(row.id, lease_seconds)
                 report.applied += 1
+                if not self._mark_applied(row.id, lease_seconds):
+                    log.warning("inbox lease lost to another worker: this pass stops")
+                    report.busy = True
+                    return report
             return report
         finally:
             self._release_inbox()
@@ -691,19 +698,21 @@ class DeliveryApplier:
 
         self.svc.run(use_case)
 
-    def _mark_applied(self, row_id: int, lease_seconds: float) -> None:
-        """Mark the delivery applied and renew this worker's inbox lease, in one commit."""
+    def _mark_applied(self, row_id: int, lease_seconds: float) -> bool:
+        """Mark the delivery applied and renew this worker's inbox lease, in one commit; False if
+        the lease ran out and another worker holds the inbox now."""
         d, lock = ft.forum_deliveries, ft.forum_locks
         now = _utc(self.svc.clock())
 
-        def use_case(uow: UnitOfWork) -> None:
+        def use_case(uow: UnitOfWork) -> bool:
             conn = uow.repo.conn
             conn.execute(update(d).where(d.c.id == row_id).values(applied_at=now))
-            conn.execute(update(lock).where(lock.c.name == "inbox", lock.c.holder == self.worker_id)
-                         .values(until=now.timestamp() + lease_seconds))
+            held = conn.execute(update(lock).where(lock.c.name == "inbox", lock.c.holder == self.worker_id)
+                                .values(until=now.timestamp() + lease_seconds)).rowcount == 1
             uow.commit()
+            return held
 
-        self.svc.run(use_case)
+        return self.svc.run(use_case)
 
     def _note_failure(self, row_id: int, error: str) -> None:
         d = ft.forum_deliveries

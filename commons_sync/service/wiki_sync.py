@@ -234,8 +234,9 @@ class WikiSenders:
             return action(self._wiki)
         except WikiUnavailable:
             self._wiki = None
-            # Counted from when this try began, so the worker's next probe of the wiki really asks.
-            self._down_until = started + self.pause_seconds
+            # Counted from when this try began, so the worker's next probe of the wiki really asks;
+            # at least the rest of this pass, however long the failed try took.
+            self._down_until = max(started + self.pause_seconds, time.monotonic() + 1.0)
             raise
         except Exception:
             self._wiki = None

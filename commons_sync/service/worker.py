@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select, update
 
 from commons_sync.discourse.errors import NotFound as ForumNotFound
-from commons_sync.discourse.errors import PostEnqueued, RateLimited
+from commons_sync.discourse.errors import PostEnqueued, RateLimited, Unavailable
 from commons_sync.discourse.status_post import (
     MARKER,
     Refusal,
@@ -40,6 +40,7 @@ from commons_sync.discourse.status_post import (
 )
 from commons_sync.engine.model import Status
 from commons_sync.logs import log_context
+from commons_sync.mediawiki.errors import WikiUnavailable
 from commons_sync.storage import tables as tb
 
 from . import handlers, outbox
@@ -95,7 +96,7 @@ def deliver_outbox(svc: Service, senders: Mapping[str, Sender], *, flush: bool =
     now = _utc(svc.clock())
     o = tb.outbox
     rows = svc.run(lambda uow: uow.repo.conn.execute(
-        select(o.c.id, o.c.kind, o.c.created_at, o.c.updated_at, o.c.attempts)
+        select(o.c.id, o.c.kind, o.c.created_at, o.c.updated_at, o.c.attempts, o.c.last_error)
         .where(o.c.done_at.is_(None), o.c.kind.in_(list(senders)), o.c.not_before <= now,
                or_(o.c.claimed_until.is_(None), o.c.claimed_until < now))
         .order_by(o.c.id).limit(limit)).all())
@@ -125,12 +126,12 @@ def deliver_outbox(svc: Service, senders: Mapping[str, Sender], *, flush: bool =
                      backoff=backoff)
             report.failed += 1
             report.errors.append(f"{type(exc).__name__}: {exc}")
-            if outbox.peer_of(row.kind):
+            if outbox.peer_of(row.kind) and isinstance(exc, PEER_OUTAGES):
                 report.peers_down.add(outbox.peer_of(row.kind))
         else:
             if outbox.peer_of(row.kind):
                 report.peers_up.add(outbox.peer_of(row.kind))
-                if row.attempts:
+                if row.attempts and _failed_on_an_outage(row.last_error):
                     report.peers_back.add(outbox.peer_of(row.kind))
             if _complete(svc, row.id, seq):
                 report.sent += 1
@@ -199,11 +200,21 @@ def _release(svc: Service, row_id: int, *, error: str, count_attempt: bool,
     svc.run(use_case)
 
 
+# Failures that say the peer is down, not that it refused this row (a 403, a 422, a bug): only
+# these make the worker probe the peer and release its waiting rows when it answers again.
+PEER_OUTAGES = (Unavailable, WikiUnavailable)
+
+
+def _failed_on_an_outage(last_error: str | None) -> bool:
+    return bool(last_error) and last_error.startswith(tuple(f"{cls.__name__}:" for cls in PEER_OUTAGES))
+
+
 def _backing_off(kinds: Iterable[str], now: datetime):
-    """Rows of `kinds` waiting after failures of their own (not a 429's wait, not claimed)."""
+    """Rows of `kinds` waiting after an outage of their peer (not a 429's wait, not a refusal,
+    not claimed)."""
     o = tb.outbox
     return (o.c.done_at.is_(None), o.c.kind.in_(list(kinds)), o.c.attempts > 0, o.c.not_before > now,
-            or_(o.c.last_error.is_(None), o.c.last_error.not_like(f"{RATE_LIMITED}%")),
+            or_(*(o.c.last_error.like(f"{cls.__name__}:%") for cls in PEER_OUTAGES)),
             or_(o.c.claimed_until.is_(None), o.c.claimed_until < now))
 
 

@@ -42,13 +42,18 @@ def create_app(settings: Settings | None = None, service=None) -> Flask:
 def _answer_503_while_the_database_is_away(app: Flask, language: str) -> None:
     """A database that is down or restarting is a `503` on every page, never a `500`: the request
     can be made again (Discourse redelivers a webhook), and the pool reconnects by itself."""
+    import logging
+
     from flask import jsonify, request
-    from sqlalchemy.exc import OperationalError
 
     from commons_sync.i18n import t
     from commons_sync.service.unit_of_work import DatabaseUnavailable
 
-    def unavailable(_error):
+    # Only what the unit of work calls unavailable (connection refused or dropped, server
+    # restarting): any other database error is a bug, a 500 with its traceback in the log.
+    def unavailable(error):
+        logging.getLogger(__name__).warning("%s %s: database unavailable (%s)", request.method,
+                                            request.path, error)
         message = t(language, "Service momentanément indisponible : la base de données ne répond pas. "
                               "Réessayez dans un instant.")
         headers = {"Retry-After": "5"}
@@ -57,7 +62,6 @@ def _answer_503_while_the_database_is_away(app: Flask, language: str) -> None:
         return message, 503, headers | {"Content-Type": "text/plain; charset=utf-8"}
 
     app.register_error_handler(DatabaseUnavailable, unavailable)
-    app.register_error_handler(OperationalError, unavailable)
 
 
 def _inbox_service(service):

@@ -55,7 +55,9 @@ def discourse():
                                    settings.discourse_api_username or "")
     except (DatabaseUnavailable, DBAPIError) as exc:
         log.warning("webhook: database unavailable (%s)", type(exc).__name__)
-        return _answer(503, "database unavailable, deliver again later")
+        response, status = _answer(503, "database unavailable, deliver again later")
+        response.headers["Retry-After"] = "5"
+        return response, status
     return _answer(receipt.status, receipt.message)
 
 

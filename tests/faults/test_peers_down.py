@@ -152,6 +152,29 @@ def test_a_429_wait_is_not_cut_short_when_the_peer_is_back(sqlite_service):
     assert [r.key for r in pending_rows(svc, [outbox.STATUS_POST])] == ["status_post:1"]
 
 
+def test_a_row_the_forum_refused_keeps_its_own_backoff_and_is_no_probe(sqlite_service):
+    """A 403 says nothing about the forum being down: that row is not asked again every probe,
+    and its later success does not release other rows."""
+    from commons_sync.discourse.errors import Forbidden
+
+    svc = sqlite_service
+    o = tb.outbox
+    svc.run(lambda uow: (uow.repo.enqueue(outbox.STATUS_POST, "status_post:1", {"commons_id": 1}),
+                         uow.commit()))
+    calls: list[int] = []
+
+    def send(payload):
+        calls.append(payload["commons_id"])
+        raise Forbidden("PUT", "/posts/1.json", 403)
+
+    worker = Worker(svc, None, {outbox.STATUS_POST: send}, backoff_base_seconds=1000, probe_seconds=0.0)
+    for _ in range(3):
+        worker.step(flush=True)
+    assert calls == [1]  # not probed again: it waits its own 1,000 s
+    row = svc.run(lambda uow: uow.repo.conn.execute(o.select().where(o.c.key == "status_post:1")).one())
+    assert row.attempts == 1 and row.last_error.startswith("Forbidden:")
+
+
 # --- the whole service as processes ----------------------------------------------------------------
 
 

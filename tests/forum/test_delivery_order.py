@@ -100,3 +100,31 @@ def test_stale_snapshot_delivered_late_changes_nothing(forum):
     forum.worker.run_once()
     assert forum.commons(topic)["pledged"] == 70
     assert forum.balance("alice") == 430
+
+
+def test_a_worker_whose_inbox_lease_ran_out_stops_its_pass_and_the_new_holder_goes_on(forum):
+    topic = forum.commons_topic()
+    forum.settle()
+    forum.pledge("alice", topic, "100")
+    forum.pledge("bruno", topic, "50")
+    assert forum.admin.wait_for_webhooks(timeout=30)
+    applier = forum.worker.applier
+    original = applier.apply_row
+    lock = ft.forum_locks
+
+    def slow_apply(row):
+        original(row)
+        # Meanwhile this worker's lease ran out and another worker took the inbox.
+        forum.svc.run(lambda uow: (uow.repo.conn.execute(update(lock).where(lock.c.name == "inbox")
+                                                         .values(holder="other-worker")), uow.commit()))
+
+    applier.apply_row = slow_apply
+    report = applier.apply_pending()
+    applier.apply_row = original
+
+    assert (report.applied, report.busy) == (1, True)
+    assert forum.commons(topic)["pledged"] == 100
+    forum.svc.run(lambda uow: (uow.repo.conn.execute(update(lock).where(lock.c.name == "inbox")
+                                                     .values(holder=None, until=None)), uow.commit()))
+    forum.settle()
+    assert forum.commons(topic)["pledged"] == 150
