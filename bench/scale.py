@@ -1092,7 +1092,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, help="stream rate (default: 60 %% of the drain rate: the stream competes with the webhook for the cores)")
     parser.add_argument("--web-workers", type=int, help="gunicorn processes (default: gunicorn_conf.py's)")
     parser.add_argument("--workers", type=int, default=1,
-                        help="`commons-sync worker` processes (one applies at a time: the inbox lease)")
+                        help="`commons-sync worker` processes (one applies at a time, the inbox lease; a "
+                             "second sends the outbox meanwhile: docs/BENCHMARKS.md compares 1 and 2)")
     parser.add_argument("--ceiling", type=int, default=20_000,
                         help="API requests per minute, the service's and the double's (CONTRACT §2)")
     parser.add_argument("--ratio-seconds", type=int, default=10)
