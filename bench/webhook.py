@@ -126,7 +126,7 @@ def constant_rate(port: int, path: str, lines: list[str], rate: float, seconds: 
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1)}
 
 
-def throughput(database: str | None, seconds: int, quiet: bool = True) -> dict:
+def throughput(database: str | None, seconds: int, quiet: bool = True, connections: int = 8) -> dict:
     from commons_sync.service import handlers as h
     from commons_sync.storage.database import make_engine, upgrade
 
@@ -164,8 +164,8 @@ def throughput(database: str | None, seconds: int, quiet: bool = True) -> dict:
             except OSError:
                 time.sleep(0.1)
         base = f"http://127.0.0.1:{port}"
-        bare = wrk(base + "/_bench/noop", script, data, seconds, 8)
-        hook = wrk(base + "/webhooks/discourse", script, data, seconds, 8)
+        bare = wrk(base + "/_bench/noop", script, data, seconds, connections)
+        hook = wrk(base + "/webhooks/discourse", script, data, seconds, connections)
         # Fresh deliveries for the latency run (the ones above are stored already: duplicates).
         fresh = []
         for n in range(20_000):
@@ -179,6 +179,7 @@ def throughput(database: str | None, seconds: int, quiet: bool = True) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"server": f"gunicorn, {gunicorn_conf.workers} processes × {gunicorn_conf.threads} threads "
                       f"({gunicorn_conf.worker_class}, commons_sync/web/gunicorn_conf.py), 2 cores shared with wrk",
+            "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS"), "connections": connections,
             "database": url.split(":", 1)[0], "bare_204": bare, "webhook": hook,
             "ratio": round(hook["requests_per_second"] / bare["requests_per_second"], 2),
             "at_half_max_rate": half}
@@ -266,12 +267,13 @@ def main() -> None:
     parser.add_argument("--burst-seconds", type=float, default=10.0)
     parser.add_argument("--idle-samples", type=int, default=15)
     parser.add_argument("--only", choices=["throughput", "burst"])
+    parser.add_argument("--connections", type=int, default=8, help="wrk's connections")
     args = parser.parse_args()
     if shutil.which("wrk") is None and args.only != "burst":
         sys.exit("bench/webhook.py needs wrk: apt-get install wrk")
     result = {}
     if args.only in (None, "throughput"):
-        result["throughput"] = throughput(args.database, args.seconds)
+        result["throughput"] = throughput(args.database, args.seconds, connections=args.connections)
     if args.only in (None, "burst"):
         result.update(burst_and_idle(args.pledges, args.burst_seconds, args.idle_samples))
     print(json.dumps(result, indent=2))
