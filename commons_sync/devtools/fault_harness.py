@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 from commons_sync.devtools.discourse_double import ControlClient
 from commons_sync.devtools.discourse_double.webhooks import sign
-from commons_sync.devtools.served import free_port
+from commons_sync.devtools.served import free_port, stop_process_group
 
 PYTHON = sys.executable
 BIN = Path(sys.executable).parent
@@ -80,20 +80,6 @@ def _answers(url: str, path: str) -> bool:
         return status < 600
     except OSError:
         return False
-
-
-def _kill_group(process: subprocess.Popen | None, sig: int = signal.SIGKILL) -> None:
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, sig)
-    except ProcessLookupError:
-        pass
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
 
 
 # --- money written as people type it, read back independently --------------------------------------
@@ -207,7 +193,7 @@ class Stack:
 
     def kill_server(self) -> None:
         with self._lock:
-            _kill_group(self.server)
+            stop_process_group(self.server)
 
     # the workers
 
@@ -221,7 +207,7 @@ class Stack:
 
     def kill_worker(self, index: int) -> None:
         with self._lock:
-            _kill_group(self.workers[index])
+            stop_process_group(self.workers[index])
 
     def start_all(self) -> None:
         self.start_server()
@@ -239,12 +225,12 @@ class Stack:
     def stop_service(self) -> None:
         """Stop the workers and the server as systemd would (SIGTERM); the double stays."""
         for index in range(self.worker_count):
-            _kill_group(self.workers[index], signal.SIGTERM)
-        _kill_group(self.server, signal.SIGTERM)
+            stop_process_group(self.workers[index], signal.SIGTERM)
+        stop_process_group(self.server, signal.SIGTERM)
 
     def stop(self) -> None:
         self.stop_service()
-        _kill_group(self.double, signal.SIGTERM)
+        stop_process_group(self.double, signal.SIGTERM)
 
     def log_tail(self, name: str, size: int = 3000) -> str:
         try:
@@ -975,7 +961,6 @@ class PostgresRestart(KilledProcesses):
             log = self.stack.admin.webhook_log()
             webhooks = webhook_figures(log)
             report = check_final_state(self.stack, self.record, closes_at=self.closes_at)
-            total_seconds = time.monotonic() - began
             server_log = self.stack.log_tail("server", 200_000)
             worker_logs = "".join(self.stack.log_tail(f"worker-{i}", 2_000_000)
                                   for i in range(self.stack.worker_count))

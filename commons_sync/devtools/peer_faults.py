@@ -36,7 +36,7 @@ from sqlalchemy import func, select
 
 from commons_sync.devtools.discourse_double.running import ControlClient
 from commons_sync.devtools.local_mediawiki import LocalMediaWiki
-from commons_sync.devtools.served import free_port
+from commons_sync.devtools.served import free_port, stop_process_group
 from commons_sync.mediawiki import Wiki
 from commons_sync.mediawiki.errors import EditConflict
 from commons_sync.mediawiki.fiche import read_fiche, unescape_wikitext
@@ -186,16 +186,7 @@ class ServiceStack:
             process = self.processes.pop(name, None)
             if process is None:
                 continue
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=5)
+            stop_process_group(process, signal.SIGTERM)
         if getattr(self, "engine", None) is not None:
             self.engine.dispose()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import threading
 
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -33,3 +36,19 @@ class ServedApp:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+def stop_process_group(process: subprocess.Popen | None, sig: int = signal.SIGKILL) -> None:
+    """Send `sig` to the process group of `process` (started with `start_new_session=True`) and
+    wait for it; SIGKILL if it is still there after 15 s."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
