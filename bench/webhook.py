@@ -38,11 +38,24 @@ sys.path.insert(0, str(ROOT))
 from commons_sync.devtools.served import free_port  # noqa: E402
 
 SECRET = "bench-webhook-secret-0123"
+WRK_THREADS = 2
+# Each wrk thread takes every WRK_THREADS-th line from its own offset: replaying the same lines from
+# every thread would make half the deliveries duplicates, which measures the duplicate path instead.
 LUA = r"""
 local lines = {}
 local i = 0
+local threads = 0
+setup = function(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
 init = function(args)
-  for line in io.lines(args[1]) do lines[#lines + 1] = line end
+  local n = 0
+  local count = tonumber(args[2])
+  for line in io.lines(args[1]) do
+    if n % count == id then lines[#lines + 1] = line end
+    n = n + 1
+  end
 end
 request = function()
   i = i % #lines + 1
@@ -80,8 +93,9 @@ def signed(body: bytes) -> str:
 
 
 def wrk(url: str, script: Path, data: Path, seconds: int, connections: int) -> dict:
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-                          url, "--", str(data)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          "-s", str(script), url, "--", str(data), str(WRK_THREADS)],
+                         capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     latency = dict(re.findall(r"\s+(50|99)%\s+([\d.]+\w+)", out))
