@@ -53,6 +53,10 @@ class Delivery:
     payload: Mapping[str, Any] = field(hash=False)
 
 
+DELIVERY_HEADERS = ("X-Discourse-Event", "X-Discourse-Event-Type", "X-Discourse-Event-Id",
+                    "X-Discourse-Instance")
+
+
 def parse_delivery(headers: Mapping[str, str], body: bytes) -> Delivery:
     """Read a delivery's headers (any case) and raw body; the signature is checked before, apart.
 

@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ from commons_sync.storage import forum_tables as ft
 from commons_sync.storage import tables as tb
 
 from . import handlers, outbox
+from .group_commit import GroupCommit
 from .handlers import CommonsSpec, PostChange, Service
 from .unit_of_work import DatabaseUnavailable, UnitOfWork
 
@@ -149,34 +151,29 @@ def receive_delivery(svc: Service, headers: Mapping[str, str], body: bytes,
     small = [post and post.version, post and post.post_number]  # 32-bit columns
     if any(number is not None and not 0 <= number < 2**31 for number in small):
         return Receipt(400, "a version or post number is out of range")
-    known = _known_commons_topics(svc.engine)
-    in_known_commons = verdict.topic_id in known
-    # Parsed only where it matters: a `/commun` line counts for topics not known as commons yet.
-    opens_commons = not in_known_commons and verdict.opens_commons
-    row = dict(event_id=delivery.event_id, event_type=delivery.event_type, event=delivery.event,
-               instance=delivery.instance, body=body, received_at=_utc(svc.clock()),
-               topic_id=verdict.topic_id, post_id=post.post_id if post else None,
-               version=post.version if post else None, opens_commons=opens_commons)
 
-    def use_case(uow: UnitOfWork) -> Receipt:
-        conn = uow.repo.conn
+    def store() -> Receipt:
+        known = _known_commons_topics(svc)
+        in_known_commons = verdict.topic_id in known
+        # Parsed only where it matters: a `/commun` line counts for topics not known as commons yet.
+        opens_commons = not in_known_commons and verdict.opens_commons
         if verdict.needs_commons_topic and not opens_commons and not in_known_commons:
-            if not conn.execute(_COMMONS_OF_TOPIC, {"topic_id": verdict.topic_id}).first():
-                if not conn.execute(_TOPIC_OPENING, {"topic_id": verdict.topic_id}).first():
-                    return Receipt(200, "the topic is not a commons")
-            else:
-                known.add(verdict.topic_id)
-        conn.execute(_STORE_DELIVERY, row)
-        uow.commit()
+            if not svc.run(lambda uow: _is_commons_topic(uow.repo.conn, verdict.topic_id, known)):
+                return Receipt(200, "the topic is not a commons")
+        _delivery_writer(svc.engine).insert(svc.engine, dict(
+            event_id=delivery.event_id, event_type=delivery.event_type, event=delivery.event,
+            instance=delivery.instance, body=body, received_at=_utc(svc.clock()),
+            topic_id=verdict.topic_id, post_id=post.post_id if post else None,
+            version=post.version if post else None, opens_commons=opens_commons))
         return Receipt(202, "stored", True)
 
     try:
         try:
-            return svc.run(use_case)
+            return store()
         except DatabaseUnavailable:
             # The webhook's pool does not ping (`make_engine(autocommit=True)`): a connection the
             # database dropped fails once and the pool reconnects. Storing is idempotent.
-            return svc.run(use_case)
+            return store()
     except IntegrityError:
         # The unique event id decides: Discourse delivered this event before.
         if svc.run(lambda uow: uow.repo.conn.execute(_DELIVERY_OF_EVENT,
@@ -195,17 +192,45 @@ _TOPIC_OPENING = (select(ft.forum_deliveries.c.id)
                   .where(ft.forum_deliveries.c.topic_id == bindparam("topic_id"),
                          ft.forum_deliveries.c.opens_commons.is_(True)).limit(1))
 
+_WRITERS: "WeakKeyDictionary[Engine, GroupCommit]" = WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
+
+
+def _delivery_writer(engine: Engine) -> GroupCommit:
+    """The engine's one group-commit writer of deliveries (concurrent webhooks share commits)."""
+    writer = _WRITERS.get(engine)
+    if writer is None:
+        with _WRITERS_LOCK:
+            writer = _WRITERS.get(engine)
+            if writer is None:
+                writer = _WRITERS[engine] = GroupCommit(_STORE_DELIVERY)
+    return writer
+
+
 _KNOWN_COMMONS: "WeakKeyDictionary[Engine, set[int]]" = WeakKeyDictionary()
 _KNOWN_COMMONS_MAX = 100_000
+_COMMONS_TOPICS = (select(tb.commons.c.topic_id).where(tb.commons.c.topic_id.is_not(None))
+                   .limit(_KNOWN_COMMONS_MAX))
 
 
-def _known_commons_topics(engine: Engine) -> set[int]:
-    """Topics this process has seen in the commons table: a commons never loses its topic, so a
-    topic found once is not looked up again (a stale entry only stores a delivery the worker drops)."""
-    known = _KNOWN_COMMONS.setdefault(engine, set())
-    if len(known) > _KNOWN_COMMONS_MAX:
-        known.clear()
+def _known_commons_topics(svc: Service) -> set[int]:
+    """The topics of the commons, read once per process: a commons never loses its topic, so a
+    known topic is never looked up again (a stale entry only stores a delivery the worker drops),
+    and a topic opened later is added by its first delivery (`_is_commons_topic`)."""
+    known = _KNOWN_COMMONS.get(svc.engine)
+    if known is None:
+        topics = svc.run(lambda uow: uow.repo.conn.execute(_COMMONS_TOPICS).scalars().all())
+        known = _KNOWN_COMMONS.setdefault(svc.engine, set(topics))
     return known
+
+
+def _is_commons_topic(conn: Connection, topic_id: int, known: set[int]) -> bool:
+    """Whether the topic is a commons' (remembered in `known`) or holds a stored `/commun` post."""
+    if conn.execute(_COMMONS_OF_TOPIC, {"topic_id": topic_id}).first():
+        if len(known) < _KNOWN_COMMONS_MAX:
+            known.add(topic_id)
+        return True
+    return conn.execute(_TOPIC_OPENING, {"topic_id": topic_id}).first() is not None
 
 
 def bot_topic_post(delivery: Delivery, bot_username: str) -> PostSnapshot | None:

@@ -77,7 +77,7 @@ def run(engine: Engine, use_case: Callable[[UnitOfWork], T], *, attempts: int = 
             with UnitOfWork(engine, clock) as uow:
                 return use_case(uow)
         except DBAPIError as error:
-            if error.connection_invalidated or _unreachable(error):
+            if unavailable(error):
                 raise DatabaseUnavailable(type(error.orig).__name__) from None
             if not _transient(error) or attempt == attempts - 1:
                 raise
@@ -85,7 +85,11 @@ def run(engine: Engine, use_case: Callable[[UnitOfWork], T], *, attempts: int = 
     raise AssertionError("unreachable")
 
 
-def _unreachable(error: DBAPIError) -> bool:
+def unavailable(error: DBAPIError) -> bool:
+    """Whether `error` says the database is away (a lost connection, a server restarting), not
+    that the statement was wrong."""
+    if error.connection_invalidated:
+        return True
     text = str(error.orig).lower()
     return any(word in text for word in ("connection refused", "could not connect", "server closed",
                                          "terminating connection", "unable to open database",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import Connection, Insert, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -52,6 +52,22 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(parsed, pool_pre_ping=not autocommit, **isolation)
+
+
+def insert_together(connection: Connection, statement: Insert, rows: list[dict]) -> None:
+    """Insert `rows` all or none, and commit.
+
+    A list even of one row: an executemany asks no new id back. PostgreSQL runs one as a single
+    implicit transaction (psycopg pipelines it); SQLite in autocommit (`make_engine(autocommit=True)`)
+    would commit each row by itself, so there a savepoint, which outside a transaction is one,
+    holds them together.
+    """
+    if connection.dialect.name == "sqlite" and len(rows) > 1:
+        with connection.begin_nested():
+            connection.execute(statement, rows)
+    else:
+        connection.execute(statement, rows)
+    connection.commit()
 
 
 def alembic_config(engine: Engine) -> Config:

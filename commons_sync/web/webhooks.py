@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from commons_sync.discourse import signature
+from commons_sync.discourse.events import DELIVERY_HEADERS
 from commons_sync.service.forum import receive_delivery
 from commons_sync.service.unit_of_work import DatabaseUnavailable
 from commons_sync.web.health import count_webhook
@@ -51,7 +52,7 @@ def discourse():
                             request.headers.get(signature.HEADER)):
         return _answer(401, "missing or wrong X-Discourse-Event-Signature")
     try:
-        receipt = receive_delivery(parts["inbox"], request.headers, body,
+        receipt = receive_delivery(parts["inbox"], _delivery_headers(), body,
                                    settings.discourse_api_username or "")
     except (DatabaseUnavailable, DBAPIError) as exc:
         log.warning("webhook: database unavailable (%s)", type(exc).__name__)
@@ -59,6 +60,12 @@ def discourse():
         response.headers["Retry-After"] = "5"
         return response, status
     return _answer(receipt.status, receipt.message)
+
+
+def _delivery_headers() -> dict[str, str]:
+    # The few headers a delivery is read from: all of them would be a walk through the WSGI environ.
+    headers = request.headers
+    return {name: value for name in DELIVERY_HEADERS if (value := headers.get(name)) is not None}
 
 
 @bp.errorhandler(RequestEntityTooLarge)
