@@ -5,8 +5,8 @@ default), then the real processes run on loopback: the Discourse double (its own
 service's web app under gunicorn and `commons-sync worker` processes. The bench measures:
 
 1. ratio: signed pledge webhooks per second against the same server's bare `204` route, with wrk
-   (`bench/webhook.py`'s measure and bodies), on this seeded database; the webhook path is then profiled
-   under the same load with py-spy;
+   (`bench/webhook.py`'s measure and bodies), on this seeded database, in alternated rounds (the
+   median ratio, every round kept); the webhook path is then profiled under the same load with py-spy;
 2. drain: `--burst` pledges stored through the webhook while no worker runs (the ratio phase's
    deliveries are removed first: they measured the receive path only), then the workers started:
    how fast they apply them (the most the pipeline applies), the workers profiled with py-spy;
@@ -743,24 +743,20 @@ def wait_until(condition: Callable[[], bool], timeout: float, every: float = 0.5
     return condition()
 
 
-def ratio_phase(stack: Stack, lines: list[str], seconds: int, profile_seconds: int, tmp: Path) -> dict:
-    """wrk on the bare route then the webhook (same server, same run), then the webhook profiled."""
-    data, script = tmp / "ratio.tsv", tmp / "ratio.lua"
-    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    script.write_text(webhook_bench.LUA, encoding="utf-8")
+def ratio_phase(stack: Stack, lines: list[str], rounds: int, seconds: int, profile_seconds: int,
+                tmp: Path) -> dict:
+    """The bare route and the webhook in alternated rounds (same server, same run), then the
+    webhook profiled; the profiled run gets the lines no round used."""
     base = f"http://127.0.0.1:{stack.web_port}"
-    bare = webhook_bench.wrk(base + "/_bench/noop", script, data, seconds, 8)
-    hook = webhook_bench.wrk(base + "/webhooks/discourse", script, data, seconds, 8)
-    result = {"seconds": seconds, "connections": 8, "bare_204": bare, "webhook": hook,
-              "ratio": round(hook["requests_per_second"] / bare["requests_per_second"], 2)}
+    profiled_lines = lines[len(lines) * rounds // (rounds + 1):]
+    result = webhook_bench.compare_with_bare_route(base, lines[:len(lines) - len(profiled_lines)], rounds,
+                                                   seconds, 8, tmp)
     if profile_seconds:
-        # The same load again (later lines of the file: new deliveries), profiled.
-        rest, rest_script = tmp / "ratio-profiled.tsv", script
-        used = int(hook["requests_per_second"] * seconds * 1.2)
-        rest.write_text("\n".join(lines[used:] or lines) + "\n", encoding="utf-8")
+        rest, script = tmp / "ratio-profiled.tsv", tmp / "deliveries.lua"
+        rest.write_text("\n".join(profiled_lines) + "\n", encoding="utf-8")
         output = tmp / "profile-webhook.txt"
         spy = py_spy(stack.processes["gunicorn"].pid, profile_seconds + 1, output, subprocesses=True)
-        profiled = webhook_bench.wrk(base + "/webhooks/discourse", rest_script, rest, profile_seconds, 8)
+        profiled = webhook_bench.wrk(base + "/webhooks/discourse", script, rest, profile_seconds, 8)
         if spy is not None:
             spy.wait(timeout=120)
         result["webhook_under_profiler"] = profiled
@@ -921,6 +917,7 @@ class Options:
     settle_timeout: float = 300.0
     keep_database: bool = False
     seed_inbox: bool = True
+    ratio_rounds: int = 3
 
 
 def code_version() -> dict:
@@ -989,9 +986,12 @@ def run(options: Options, database_url: str | None = None) -> dict:
         members = plan.member_names()
         stack.start_web()
         if shutil.which("wrk") and options.ratio_seconds:
-            ratio_lines = deliveries(RATIO_POSTS, 50_000_000, 2_000 * (options.ratio_seconds + options.profile_seconds),
+            # Per round (and for the profiled run), more deliveries than the fastest webhook stores.
+            per_round = 4_000 * max(options.ratio_seconds, options.profile_seconds)
+            ratio_lines = deliveries(RATIO_POSTS, 50_000_000, per_round * (options.ratio_rounds + 1),
                                      topics, members, plan.seed + 2)
-            result["ratio"] = ratio_phase(stack, ratio_lines, options.ratio_seconds, options.profile_seconds, tmp)
+            result["ratio"] = ratio_phase(stack, ratio_lines, options.ratio_rounds, options.ratio_seconds,
+                                          options.profile_seconds, tmp)
             result["ratio"]["deliveries_removed_after"] = forget_deliveries(engine, 50_000_000, 59_999_999)
             print(f"ratio: {result['ratio']['ratio']}", file=sys.stderr, flush=True)
         else:
@@ -1097,6 +1097,7 @@ def main() -> None:
     parser.add_argument("--ceiling", type=int, default=20_000,
                         help="API requests per minute, the service's and the double's (CONTRACT §2)")
     parser.add_argument("--ratio-seconds", type=int, default=10)
+    parser.add_argument("--ratio-rounds", type=int, default=3, help="alternated pairs (bare route, webhook)")
     parser.add_argument("--profile-seconds", type=int, default=8)
     parser.add_argument("--small", action="store_true",
                         help="500 members / 100 commons / 10,000 pledges, burst 300, stream 600")
@@ -1113,7 +1114,7 @@ def main() -> None:
     options = Options(RoundPlan(args.members, args.commons, args.pledges, args.seed), args.stream, args.burst,
                       args.rate, args.web_workers, args.workers, args.ceiling, args.ratio_seconds,
                       args.profile_seconds, args.stream_seconds, keep_database=args.keep_database,
-                      seed_inbox=not args.no_seed_inbox)
+                      seed_inbox=not args.no_seed_inbox, ratio_rounds=args.ratio_rounds)
     result = run(options)
     result["command"] = "python " + " ".join(sys.argv)
     text_out = json.dumps(result, indent=2, ensure_ascii=False, default=str)

@@ -103,6 +103,34 @@ def wrk(url: str, script: Path, data: Path, seconds: int, connections: int) -> d
             "non_2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
+def compare_with_bare_route(base: str, lines: list[str], rounds: int, seconds: int, connections: int,
+                            tmp: Path) -> dict:
+    """The webhook's throughput against the same server's bare `204` route, in `rounds` alternated
+    pairs (bare route, then webhook), each webhook round on deliveries not sent before.
+
+    The host's speed drifts and the bare route's rate swings from run to run (its threads race for
+    the GIL, wrk's connections spread unevenly over the processes): one pair is not a figure, the
+    median ratio of the pairs is, given with every pair."""
+    script = tmp / "deliveries.lua"
+    script.write_text(LUA, encoding="utf-8")
+    share = len(lines) // rounds
+    pairs = []
+    for n in range(rounds):
+        data = tmp / f"deliveries-{n}.tsv"
+        data.write_text("\n".join(lines[n * share:(n + 1) * share]) + "\n", encoding="utf-8")
+        bare = wrk(base + "/_bench/noop", script, data, seconds, connections)
+        hook = wrk(base + "/webhooks/discourse", script, data, seconds, connections)
+        if hook["requests_per_second"] * seconds > share:
+            raise RuntimeError("the webhook ran out of fresh deliveries: give it more lines")
+        pairs.append({"bare_204": bare, "webhook": hook,
+                      "ratio": round(hook["requests_per_second"] / bare["requests_per_second"], 2)})
+    return {"rounds": rounds, "seconds_each": seconds, "connections": connections,
+            "bare_204": {"requests_per_second": statistics.median(p["bare_204"]["requests_per_second"] for p in pairs)},
+            "webhook": {"requests_per_second": statistics.median(p["webhook"]["requests_per_second"] for p in pairs),
+                        "non_2xx": sum(p["webhook"]["non_2xx"] for p in pairs)},
+            "ratio": statistics.median(p["ratio"] for p in pairs), "pairs": pairs}
+
+
 def constant_rate(port: int, path: str, lines: list[str], rate: float, seconds: float) -> dict:
     """Send `rate` requests a second for `seconds`, each on time, and measure their latency."""
     total = int(rate * seconds)
@@ -140,7 +168,8 @@ def constant_rate(port: int, path: str, lines: list[str], rate: float, seconds: 
             "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1)}
 
 
-def throughput(database: str | None, seconds: int, quiet: bool = True, connections: int = 8) -> dict:
+def throughput(database: str | None, seconds: int, quiet: bool = True, connections: int = 8,
+               rounds: int = 3) -> dict:
     from commons_sync.service import handlers as h
     from commons_sync.storage.database import make_engine, upgrade
 
@@ -152,13 +181,11 @@ def throughput(database: str | None, seconds: int, quiet: bool = True, connectio
     h.create_round(svc, h.RoundSpec(slug="bench", name="Bench", allocation_cents=10**9, group="lieux"))
     h.open_commons(svc, h.CommonsSpec(round_slug="bench", title="Commun", goal_cents=10**9, topic_id=318))
     engine.dispose()
+    per_round = max(20_000, 4_000 * seconds)  # more than the fastest webhook round stores
     lines = []
-    for n in range(200_000):
+    for n in range(per_round * rounds):
         body = post_body(10_000_000 + n, 318, f"lieu-{n % 500}", 1 + n % 40)
         lines.append(f"{5_000_000 + n}\t{signed(body)}\t{body.decode()}")
-    data, script = tmp / "deliveries.tsv", tmp / "deliveries.lua"
-    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    script.write_text(LUA, encoding="utf-8")
     port = free_port()
     env = {**os.environ, "COMMONS_SYNC_DATABASE_URL": url, "COMMONS_SYNC_BENCH_ROUTES": "1",
            "COMMONS_SYNC_DISCOURSE_URL": "http://127.0.0.1:9", "COMMONS_SYNC_DISCOURSE_API_KEY": "k" * 64,
@@ -178,14 +205,13 @@ def throughput(database: str | None, seconds: int, quiet: bool = True, connectio
             except OSError:
                 time.sleep(0.1)
         base = f"http://127.0.0.1:{port}"
-        bare = wrk(base + "/_bench/noop", script, data, seconds, connections)
-        hook = wrk(base + "/webhooks/discourse", script, data, seconds, connections)
+        compared = compare_with_bare_route(base, lines, rounds, seconds, connections, tmp)
         # Fresh deliveries for the latency run (the ones above are stored already: duplicates).
         fresh = []
         for n in range(20_000):
             body = post_body(20_000_000 + n, 318, f"lieu-{n % 500}", 1 + n % 40)
             fresh.append(f"{6_000_000 + n}\t{signed(body)}\t{body.decode()}")
-        half = constant_rate(port, "/webhooks/discourse", fresh, hook["requests_per_second"] / 2,
+        half = constant_rate(port, "/webhooks/discourse", fresh, compared["webhook"]["requests_per_second"] / 2,
                              min(seconds, 10))
     finally:
         server.terminate()
@@ -193,10 +219,8 @@ def throughput(database: str | None, seconds: int, quiet: bool = True, connectio
         shutil.rmtree(tmp, ignore_errors=True)
     return {"server": f"gunicorn, {gunicorn_conf.workers} processes × {gunicorn_conf.threads} threads "
                       f"({gunicorn_conf.worker_class}, commons_sync/web/gunicorn_conf.py), 2 cores shared with wrk",
-            "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS"), "connections": connections,
-            "database": url.split(":", 1)[0], "bare_204": bare, "webhook": hook,
-            "ratio": round(hook["requests_per_second"] / bare["requests_per_second"], 2),
-            "at_half_max_rate": half}
+            "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS"), "database": url.split(":", 1)[0],
+            **compared, "at_half_max_rate": half}
 
 
 def pending(forum) -> bool:
@@ -282,12 +306,14 @@ def main() -> None:
     parser.add_argument("--idle-samples", type=int, default=15)
     parser.add_argument("--only", choices=["throughput", "burst"])
     parser.add_argument("--connections", type=int, default=8, help="wrk's connections")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated pairs (bare route, webhook)")
     args = parser.parse_args()
     if shutil.which("wrk") is None and args.only != "burst":
         sys.exit("bench/webhook.py needs wrk: apt-get install wrk")
     result = {}
     if args.only in (None, "throughput"):
-        result["throughput"] = throughput(args.database, args.seconds, connections=args.connections)
+        result["throughput"] = throughput(args.database, args.seconds, connections=args.connections,
+                                          rounds=args.rounds)
     if args.only in (None, "burst"):
         result.update(burst_and_idle(args.pledges, args.burst_seconds, args.idle_samples))
     print(json.dumps(result, indent=2))
