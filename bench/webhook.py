@@ -1,8 +1,9 @@
 """Benchmark of the forum side (issue 3's figures).
 
 1. throughput: signed pledge webhooks per second under gunicorn, against the same server's bare
-   `204` route in the same run (wrk, from Debian's `wrk` package), then p50/p99 latency at half the
-   webhook's maximum rate (a constant-rate client).
+   `204` route in the same run (wrk, from Debian's `wrk` package), in alternated rounds, with the
+   CPU each kind of process spent per request; then p50/p99 latency at half the webhook's maximum
+   rate (a constant-rate client).
 2. burst: 1,000 pledges in 10 s on one commons through the Discourse double, the service and its
    worker: status-post edits, the API ceiling, final numbers.
 3. idle: median time from a pledge post to its status post showing it, one pledge at a time.
@@ -22,6 +23,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -103,6 +105,45 @@ def wrk(url: str, script: Path, data: Path, seconds: int, connections: int) -> d
             "non_2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
+def cpu_seconds_by_kind() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the server (gunicorn) and PostgreSQL's processes,
+    read from /proc, by the finished children (wrk), and the machine's idle seconds: where a
+    request's time goes, system-wide."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds = {"server": 0.0, "postgresql": 0.0, "wrk": children.ru_utime + children.ru_stime}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                command = file.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        kind = ("server" if "gunicorn" in command else "postgresql" if command.startswith("postgres")
+                else None)
+        if kind:
+            seconds[kind] += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    with open("/proc/stat") as file:
+        times = [int(value) for value in file.readline().split()[1:]]
+    seconds["idle"] = (times[3] + times[4]) / tick  # idle, iowait
+    seconds["all"] = sum(times[:8]) / tick
+    return seconds
+
+
+def measured(url: str, script: Path, data: Path, seconds: int, connections: int) -> dict:
+    """wrk's figures, with the CPU each kind of process spent per request meanwhile."""
+    before = cpu_seconds_by_kind()
+    result = wrk(url, script, data, seconds, connections)
+    after = cpu_seconds_by_kind()
+    requests = max(1.0, result["requests_per_second"] * seconds)
+    used = {kind: after[kind] - before[kind] for kind in after}
+    result["cpu_us_per_request"] = {kind: round(used[kind] / requests * 1e6)
+                                    for kind in ("server", "postgresql", "wrk")}
+    result["idle_percent"] = round(100 * used["idle"] / used["all"], 1) if used["all"] else None
+    return result
+
+
 def compare_with_bare_route(base: str, lines: list[str], rounds: int, seconds: int, connections: int,
                             tmp: Path) -> dict:
     """The webhook's throughput against the same server's bare `204` route, in `rounds` alternated
@@ -118,8 +159,8 @@ def compare_with_bare_route(base: str, lines: list[str], rounds: int, seconds: i
     for n in range(rounds):
         data = tmp / f"deliveries-{n}.tsv"
         data.write_text("\n".join(lines[n * share:(n + 1) * share]) + "\n", encoding="utf-8")
-        bare = wrk(base + "/_bench/noop", script, data, seconds, connections)
-        hook = wrk(base + "/webhooks/discourse", script, data, seconds, connections)
+        bare = measured(base + "/_bench/noop", script, data, seconds, connections)
+        hook = measured(base + "/webhooks/discourse", script, data, seconds, connections)
         if hook["requests_per_second"] * seconds > share:
             raise RuntimeError("the webhook ran out of fresh deliveries: give it more lines")
         pairs.append({"bare_204": bare, "webhook": hook,
