@@ -5,8 +5,8 @@ default), then the real processes run on loopback: the Discourse double (its own
 service's web app under gunicorn and `commons-sync worker` processes. The bench measures:
 
 1. ratio: signed pledge webhooks per second against the same server's bare `204` route, with wrk
-   (`bench/webhook.py`'s measure and bodies), on this seeded database, in alternated rounds (the
-   median ratio, every round kept); the webhook path is then profiled under the same load with py-spy;
+   (`bench/webhook.py`'s measure and bodies), on this seeded database, in alternated rounds (each
+   route's best, every round kept); the webhook path is then profiled under the same load with py-spy;
 2. drain: `--burst` pledges stored through the webhook while no worker runs (the ratio phase's
    deliveries are removed first: they measured the receive path only), then the workers started:
    how fast they apply them (the most the pipeline applies), the workers profiled with py-spy;
@@ -748,7 +748,7 @@ def ratio_phase(stack: Stack, lines: list[str], rounds: int, seconds: int, profi
     """The bare route and the webhook in alternated rounds (same server, same run), then the
     webhook profiled; the profiled run gets the lines no round used."""
     base = f"http://127.0.0.1:{stack.web_port}"
-    profiled_lines = lines[len(lines) * rounds // (rounds + 1):]
+    profiled_lines = lines[len(lines) * (rounds + 1) // (rounds + 2):]
     result = webhook_bench.compare_with_bare_route(base, lines[:len(lines) - len(profiled_lines)], rounds,
                                                    seconds, 8, tmp)
     if profile_seconds:
@@ -988,7 +988,7 @@ def run(options: Options, database_url: str | None = None) -> dict:
         if shutil.which("wrk") and options.ratio_seconds:
             # Per round (and for the profiled run), more deliveries than the fastest webhook stores.
             per_round = 4_000 * max(options.ratio_seconds, options.profile_seconds)
-            ratio_lines = deliveries(RATIO_POSTS, 50_000_000, per_round * (options.ratio_rounds + 1),
+            ratio_lines = deliveries(RATIO_POSTS, 50_000_000, per_round * (options.ratio_rounds + 2),
                                      topics, members, plan.seed + 2)
             result["ratio"] = ratio_phase(stack, ratio_lines, options.ratio_rounds, options.ratio_seconds,
                                           options.profile_seconds, tmp)
