@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import operator
 import os
 import re
 import socket
@@ -193,6 +194,7 @@ _TOPIC_OPENING = (select(ft.forum_deliveries.c.id)
                          ft.forum_deliveries.c.opens_commons.is_(True)).limit(1))
 
 _WRITERS: "WeakKeyDictionary[Engine, GroupCommit]" = WeakKeyDictionary()
+_BY_EVENT_ID = operator.itemgetter("event_id")
 _WRITERS_LOCK = threading.Lock()
 
 
@@ -203,7 +205,7 @@ def _delivery_writer(engine: Engine) -> GroupCommit:
         with _WRITERS_LOCK:
             writer = _WRITERS.get(engine)
             if writer is None:
-                writer = _WRITERS[engine] = GroupCommit(_STORE_DELIVERY)
+                writer = _WRITERS[engine] = GroupCommit(_STORE_DELIVERY, order=_BY_EVENT_ID)
     return writer
 
 

@@ -9,21 +9,24 @@ database group commit). Nobody is answered before their row is durable, and a lo
 written at once, as before.
 
 A duplicate in a group fails the whole statement: the group is then written row by row, so that
-only the duplicate's thread sees its `IntegrityError`.
+only the duplicate's thread sees its `IntegrityError`. So does anything else the database refuses
+(a deadlock with another process's group, a row it cannot store); rows are sorted by `order`, so
+that two processes' groups take their locks in the same order.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
 from commons_sync.storage.database import insert_together
 
-from .unit_of_work import DatabaseUnavailable, unavailable
+from .unit_of_work import DatabaseUnavailable, run, unavailable
 
 
 class _Ticket:
@@ -46,9 +49,11 @@ class GroupCommit:
     keyed weakly by engine lets both go together.
     """
 
-    def __init__(self, statement: Insert, max_group: int = 64) -> None:
+    def __init__(self, statement: Insert, max_group: int = 64,
+                 order: Callable[[dict[str, Any]], Any] | None = None) -> None:
         self.statement = statement
         self.max_group = max_group
+        self.order = order
         self.groups_written = 0
         self.rows_written = 0
         self._lock = threading.Lock()
@@ -86,6 +91,10 @@ class GroupCommit:
             del self._queue[:self.max_group]
         try:
             self._write(engine, group)
+        except BaseException as interruption:  # the leader's thread is stopped: nobody is told "stored"
+            for ticket in group:
+                ticket.error = ticket.error or DatabaseUnavailable(f"interrupted ({type(interruption).__name__})")
+            raise
         finally:
             with self._lock:
                 successor = self._queue[0] if self._queue else None
@@ -98,25 +107,28 @@ class GroupCommit:
                 successor.released.release()  # not written: it leads the next group
 
     def _write(self, engine: Engine, group: list[_Ticket]) -> None:
+        """One statement for the group; when the database refuses it (a duplicate, a deadlock with
+        another process's group, a row it cannot store), row by row, each with its own outcome."""
+        rows = [ticket.row for ticket in group]
+        if self.order is not None:
+            rows.sort(key=self.order)  # two processes' groups take their locks in the same order
         try:
-            self._execute(engine, [ticket.row for ticket in group])
-        except IntegrityError as error:
-            if len(group) == 1:
-                group[0].error = error
-                return
-        except BaseException as error:  # the database is away, or a bug: every row is told
-            for ticket in group:
-                ticket.error = error
+            self._execute(engine, rows)
+        except DatabaseUnavailable as error:
+            for ticket in group:  # each its own exception: they are raised in different threads
+                ticket.error = DatabaseUnavailable(*error.args)
             return
+        except DBAPIError:
+            pass
         else:
             self.groups_written += 1
             self.rows_written += len(group)
             return
-        for ticket in group:  # a duplicate among them: row by row, each with its own outcome
+        for ticket in group:
             try:
-                self._execute(engine, [ticket.row])
+                self._execute_alone(engine, ticket.row)
                 self.rows_written += 1
-            except BaseException as error:
+            except Exception as error:  # noqa: BLE001 - handed to the row's own thread
                 ticket.error = error
 
     def _execute(self, engine: Engine, rows: list[dict[str, Any]]) -> None:
@@ -127,3 +139,8 @@ class GroupCommit:
             if unavailable(error):
                 raise DatabaseUnavailable(type(error.orig).__name__) from None
             raise
+
+    def _execute_alone(self, engine: Engine, row: dict[str, Any]) -> None:
+        # A unit of work retries what is transient (a deadlock, a locked SQLite file) and says
+        # when the database is away; a duplicate stays an `IntegrityError`.
+        run(engine, lambda uow: insert_together(uow.repo.conn, self.statement, [row]))

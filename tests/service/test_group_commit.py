@@ -118,3 +118,35 @@ def test_every_waiting_caller_hears_that_the_database_is_away(engine):
     assert stored_events(engine) == [5]
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(DELIVERIES)).scalar_one() == 1
+
+
+def test_a_group_the_database_refuses_is_written_row_by_row(engine):
+    writer = GroupCommit(insert(DELIVERIES))
+    hold_first_write(engine, writer, waiting=3)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def deadlock_on_groups(conn, _cursor, statement, parameters, _context, executemany):
+        if executemany:  # another process's group holds what this one needs
+            lost = conn.engine.dialect.loaded_dbapi.OperationalError("deadlock detected")
+            raise OperationalError(statement, parameters, lost)
+
+    outcomes = insert_all(writer, engine, [1, 2, 3, 4])
+    assert outcomes == {1: None, 2: None, 3: None, 4: None}
+    assert stored_events(engine) == [1, 2, 3, 4]
+    assert (writer.groups_written, writer.rows_written) == (1, 4)  # the held row alone, then 3 one by one
+
+
+def test_a_group_is_written_in_order_so_two_processes_lock_alike(engine):
+    writer = GroupCommit(insert(DELIVERIES), order=lambda row: row["event_id"])
+    hold_first_write(engine, writer, waiting=4)
+    groups = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(_conn, _cursor, _statement, parameters, _context, executemany):
+        if executemany:
+            groups.append(parameters)
+
+    insert_all(writer, engine, [50, 9, 30, 7, 41])
+    assert len(groups) == 1
+    event_ids = [row["event_id"] if isinstance(row, dict) else row[0] for row in groups[0]]
+    assert event_ids == [7, 9, 30, 41]
