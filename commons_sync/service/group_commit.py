@@ -91,9 +91,9 @@ class GroupCommit:
             del self._queue[:self.max_group]
         try:
             self._write(engine, group)
-        except BaseException as interruption:  # the leader's thread is stopped: nobody is told "stored"
+        except BaseException as failure:  # a bug, or the leader's thread stopped: nobody is told "stored"
             for ticket in group:
-                ticket.error = ticket.error or DatabaseUnavailable(f"interrupted ({type(interruption).__name__})")
+                ticket.error = ticket.error or DatabaseUnavailable(f"the group's write failed ({type(failure).__name__})")
             raise
         finally:
             with self._lock:
