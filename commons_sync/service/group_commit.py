@@ -92,8 +92,9 @@ class GroupCommit:
         try:
             self._write(engine, group)
         except BaseException as failure:  # a bug, or the leader's thread stopped: nobody is told "stored"
+            told = DatabaseUnavailable  # each its own exception: they are raised in different threads
             for ticket in group:
-                ticket.error = ticket.error or DatabaseUnavailable(f"the group's write failed ({type(failure).__name__})")
+                ticket.error = ticket.error or told(f"the group's write failed ({type(failure).__name__})")
             raise
         finally:
             with self._lock:
