@@ -92,9 +92,9 @@ class GroupCommit:
         try:
             self._write(engine, group)
         except BaseException as failure:  # a bug, or the leader's thread stopped: nobody is told "stored"
-            told = DatabaseUnavailable  # each its own exception: they are raised in different threads
-            for ticket in group:
-                ticket.error = ticket.error or told(f"the group's write failed ({type(failure).__name__})")
+            reason = f"the group's write failed ({type(failure).__name__})"
+            for ticket in group:  # each its own exception: they are raised in different threads
+                ticket.error = ticket.error or DatabaseUnavailable(reason)
             raise
         finally:
             with self._lock:
