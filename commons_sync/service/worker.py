@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from datetime import time as dt_time
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from commons_sync.discourse.errors import NotFound as ForumNotFound
 from commons_sync.discourse.errors import PostEnqueued, RateLimited, Unavailable
@@ -257,6 +257,26 @@ def pending_rows(svc: Service, kinds: Iterable[str]) -> list:
         .where(o.c.done_at.is_(None), o.c.kind.in_(list(kinds))).order_by(o.c.id)).all())
 
 
+def forget_sent_rows(svc: Service, older_than: timedelta = timedelta(days=30)) -> int:
+    """Delete outbox rows sent more than `older_than` ago, so that the outbox does not grow for
+    years. A status post's last send is kept: the next send's latency is measured from it
+    (`ops._last_status_edit`). Nothing reads the other sent rows: a pending row alone decides
+    whether a side effect is queued."""
+    o, newer = tb.outbox, tb.outbox.alias("newer")
+    limit = _utc(svc.clock()) - older_than
+    sent_again = (select(newer.c.id).where(newer.c.key == o.c.key, newer.c.id > o.c.id,
+                                          newer.c.done_at.is_not(None)).exists())
+
+    def use_case(uow: UnitOfWork) -> int:
+        count = uow.repo.conn.execute(delete(o).where(
+            o.c.done_at.is_not(None), o.c.done_at < limit,
+            or_(o.c.kind != outbox.STATUS_POST, sent_again))).rowcount
+        uow.commit()
+        return count
+
+    return svc.run(use_case)
+
+
 def enqueue_daily_status_refresh(svc: Service, zone: ZoneInfo) -> int:
     """Queue an edit of every status post not sent yet today (in `zone`), so "days left" stays true.
 
@@ -479,6 +499,7 @@ class Worker:
             self._last_refresh = moment
             enqueue_daily_status_refresh(self.svc, self.zone)
             forget_applied_deliveries(self.svc)
+            forget_sent_rows(self.svc)
         for task in self.tasks:
             try:
                 task()
