@@ -25,6 +25,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from commons_sync.devtools.served import stop_process_group
+
 MEDIAWIKI_DIR = Path("/usr/share/mediawiki")
 BOT_PASSWORD_ALPHABET = "0123456789abcdefghijklmnopqrstuvw"
 GRANTS = "basic,highvolume,editpage,createeditmovepage"
@@ -181,16 +183,7 @@ class LocalMediaWiki:
         server, self._server = self._server, None
         if server is None:
             return
-        if server.poll() is None:
-            try:
-                os.killpg(server.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=5)
+        stop_process_group(server, signal.SIGTERM, timeout=5)
         # Workers (PHP_CLI_SERVER_WORKERS) are in the same group; make sure none outlived it.
         deadline = time.monotonic() + 5
         while live_processes_in_group(server.pid) and time.monotonic() < deadline:

@@ -38,9 +38,10 @@ class ServedApp:
         self.thread.join(timeout=5)
 
 
-def stop_process_group(process: subprocess.Popen | None, sig: int = signal.SIGKILL) -> None:
+def stop_process_group(process: subprocess.Popen | None, sig: int = signal.SIGKILL,
+                       timeout: float = 15) -> None:
     """Send `sig` to the process group of `process` (started with `start_new_session=True`) and
-    wait for it; SIGKILL if it is still there after 15 s."""
+    wait for it; SIGKILL if it is still there after `timeout` seconds."""
     if process is None or process.poll() is not None:
         return
     try:
@@ -48,7 +49,7 @@ def stop_process_group(process: subprocess.Popen | None, sig: int = signal.SIGKI
     except ProcessLookupError:
         pass
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
+        process.wait(timeout=timeout)
