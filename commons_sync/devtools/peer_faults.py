@@ -211,11 +211,13 @@ class ServiceStack:
             slug=slug, name=f"Campagne {slug}", allocation_cents=allocation_cents, group=GROUP,
             closes_at=datetime.now(timezone.utc) + timedelta(days=60)))
 
-    def people(self, members: list[str]) -> None:
-        """The round's group, its members, and staff (forum side)."""
+    def people(self, members: list[str], outside: list[str] = ()) -> None:
+        """The round's group, its members, users not in it yet (`outside`), and staff (forum side)."""
         self.admin.create_group(GROUP)
         for name in members:
             self.admin.create_user(name, name=name.capitalize(), groups=[GROUP])
+        for name in outside:
+            self.admin.create_user(name, name=name.capitalize())
         self.admin.create_user(STAFF, name="Claire Dubois", moderator=True)
 
     def open_forum_commons(self, count: int, goal: str = "100000", prefix: str = "Commun") -> list[int]:

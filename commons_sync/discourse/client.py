@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 POSTS_PER_REQUEST = 20  # what GET /t/{id}.json returns at once; the batch size of GET /t/{id}/posts.json
 MEMBERS_PER_PAGE = 50
+ROSTER_PAGE = 1000  # the most GET /groups/{name}/members.json lists at once
 DEFAULT_RATE_LIMIT_WAIT = 10.0  # a per-IP 429 may come before Rails, with no JSON and no Retry-After
 
 # CONTRACT §3: the only (method, path) the service may use.
@@ -302,13 +303,23 @@ class DiscourseClient:
 
     def group_members(self, name: str) -> list[GroupMember]:
         """Every member of the group, reading all pages (`offset`, `limit`, `meta.total`)."""
+        return self._members(name, MEMBERS_PER_PAGE)
+
+    def group_roster(self, name: str, at_most: int) -> list[GroupMember] | None:
+        """Every member of the group in pages of 1,000 (one call per 1,000 members), or None
+        when the group has more than `at_most` (read from the first page)."""
+        return self._members(name, ROSTER_PAGE, at_most)
+
+    def _members(self, name: str, page_size: int, at_most: int | None = None) -> list[GroupMember] | None:
         path = f"/groups/{quote(name, safe='')}/members.json"
         members: list[GroupMember] = []
         while True:
-            answer = self._api._get(path, offset=len(members), limit=MEMBERS_PER_PAGE)
+            answer = self._api._get(path, offset=len(members), limit=page_size)
             try:
                 page = _get_key(answer, "members", "GET", path)
                 total = int(_get_key(answer, "meta", "GET", path)["total"])
+                if at_most is not None and total > at_most:
+                    return None
                 members.extend(GroupMember(user_id=int(m["id"]), username=str(m["username"]),
                                            name=m.get("name")) for m in page)
             except (KeyError, TypeError, ValueError) as exc:

@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from commons_sync import texts
-from commons_sync.discourse.client import ForumUser, TopicView
+from commons_sync.discourse.client import ForumUser, GroupMember, TopicView
 from commons_sync.discourse.commands import (
     ForumCommand,
     extract_commands,
@@ -98,6 +98,7 @@ class ForumSettings:
     language: str = "fr"
     base_url: str | None = None
     membership_ttl_seconds: float = 120.0
+    roster_ttl_seconds: float = 600.0
 
     @classmethod
     def from_settings(cls, settings) -> "ForumSettings":
@@ -265,21 +266,86 @@ class ForumReader(Protocol):
 
     def get_user(self, username: str) -> ForumUser: ...
 
+    def group_roster(self, name: str, at_most: int) -> list[GroupMember] | None: ...
+
     def get_topic(self, topic_id: int, include_raw: bool = False) -> TopicView: ...
 
     def get_post(self, post_id: int) -> PostSnapshot: ...
 
 
-class Membership:
-    """Group memberships of forum users, read from `GET /u/{username}.json` and cached in the database.
+ROSTER_MAX_MEMBERS = 50_000  # a bigger group (an automatic one) is asked user by user
+_ASK_THE_USER = "the roster cannot tell"
 
-    A cached answer is used for `ttl_seconds`; `group_user` events drop it at once (`forget`).
+
+class Membership:
+    """Group memberships of forum users, cached in the database.
+
+    Whether a pledge's author is in the round's group comes from the group's roster
+    (`GET /groups/{name}/members.json`, 1,000 members a call), read again after
+    `roster_ttl_seconds`; a user whose memberships changed since (a `group_user` event, `forget`)
+    is asked on their own. A user's own groups (`GET /u/{username}.json`, for the staff group)
+    are kept `ttl_seconds`; events drop them at once.
     """
 
-    def __init__(self, svc: Service, forum: ForumReader, ttl_seconds: float) -> None:
+    def __init__(self, svc: Service, forum: ForumReader, ttl_seconds: float,
+                 roster_ttl_seconds: float = 600.0) -> None:
         self.svc = svc
         self.forum = forum
         self.ttl_seconds = ttl_seconds
+        self.roster_ttl_seconds = roster_ttl_seconds
+
+    def in_group(self, username: str, user_id: int | None, group: str) -> bool:
+        """Whether the user is in the group: from its roster, or from the user's own groups when
+        the roster cannot tell (a group too large to list, a user whose memberships changed since
+        it was read, a payload without the user's id).
+
+        Raises:
+            RateLimited, Unavailable…: the forum could not answer; try the delivery again later.
+        """
+        key, name = group.casefold(), username.casefold()
+        r, m, c = ft.forum_group_rosters, ft.forum_group_members, ft.forum_membership_changes
+        now = self.svc.clock().timestamp()
+
+        def read(uow: UnitOfWork):
+            conn = uow.repo.conn
+            roster = conn.execute(select(r.c.loaded_at, r.c.too_large).where(r.c.group_key == key)).first()
+            if roster is None or roster.loaded_at <= now - self.roster_ttl_seconds:
+                return None
+            if roster.too_large or user_id is None or conn.execute(select(c.c.user_id).where(
+                    c.c.user_id == user_id, c.c.changed_at >= roster.loaded_at)).first():
+                return _ASK_THE_USER
+            return conn.execute(select(m.c.username).where(m.c.group_key == key, m.c.username == name)
+                                ).first() is not None
+
+        answer = self.svc.run(read)
+        if answer is None:
+            self._read_roster(group, now)
+            answer = self.svc.run(read)
+        if answer is _ASK_THE_USER:
+            return key in {own.casefold() for own in self.groups(username)}
+        return bool(answer)
+
+    def _read_roster(self, group: str, now: float) -> None:
+        try:
+            members = self.forum.group_roster(group, at_most=ROSTER_MAX_MEMBERS)
+        except ForumNotFound:
+            members = []  # no such group: nobody is in it
+        key = group.casefold()
+        r, m = ft.forum_group_rosters, ft.forum_group_members
+        listed = {member.username.casefold(): member.user_id for member in members or ()}
+
+        def save(uow: UnitOfWork) -> None:
+            conn = uow.repo.conn
+            conn.execute(delete(m).where(m.c.group_key == key))
+            if listed:
+                conn.execute(insert(m), [dict(group_key=key, username=name, user_id=user_id)
+                                         for name, user_id in listed.items()])
+            values = dict(loaded_at=now, too_large=members is None, size=len(listed))
+            conn.execute(_dialect_insert(conn, r).values(group_key=key, **values)
+                         .on_conflict_do_update(index_elements=[r.c.group_key], set_=values))
+            uow.commit()
+
+        self.svc.run(save)
 
     def groups(self, username: str) -> frozenset[str]:
         """The user's group names (empty for a user the forum does not know).
@@ -312,8 +378,9 @@ class Membership:
         return frozenset(groups)
 
     def forget(self, user_id: int | None = None, username: str | None = None) -> None:
-        """Drop the cached memberships of a user (a group_user event came)."""
-        m = ft.forum_memberships
+        """A user's memberships changed (a group_user event came): drop their cached groups, and
+        note when, so that rosters read before are not trusted for them."""
+        m, c = ft.forum_memberships, ft.forum_membership_changes
         conditions = []
         if user_id is not None:
             conditions.append(m.c.user_id == user_id)
@@ -321,9 +388,16 @@ class Membership:
             conditions.append(m.c.username == username.casefold())
         if not conditions:
             return
+        now = self.svc.clock().timestamp()
 
         def use_case(uow: UnitOfWork) -> None:
-            uow.repo.conn.execute(delete(m).where(or_(*conditions)))
+            conn = uow.repo.conn
+            conn.execute(delete(m).where(or_(*conditions)))
+            if user_id is not None:
+                conn.execute(_dialect_insert(conn, c).values(user_id=user_id, changed_at=now)
+                             .on_conflict_do_update(index_elements=[c.c.user_id], set_={"changed_at": now}))
+                # Every roster in use was read since: older changes are in it.
+                conn.execute(delete(c).where(c.c.changed_at < now - self.roster_ttl_seconds))
             uow.commit()
 
         self.svc.run(use_case)
@@ -385,7 +459,8 @@ class DeliveryApplier:
         self.svc = svc
         self.forum = forum
         self.settings = settings
-        self.membership = Membership(svc, forum, settings.membership_ttl_seconds)
+        self.membership = Membership(svc, forum, settings.membership_ttl_seconds,
+                                     settings.roster_ttl_seconds)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         if backoff is None:
             from .worker import backoff_seconds as backoff
@@ -527,7 +602,7 @@ class DeliveryApplier:
             return  # a post that never had a pledge line is no pledge (an edited one is kept, below)
         is_member, eligible = True, False
         if amount is not None and not post.is_deleted:
-            is_member, eligible = self._member(post.username, info)
+            is_member, eligible = self._member(post, info)
         handlers.apply_post(self.svc, PostChange(
             post_id=post.post_id, topic_id=post.topic_id, username=post.username, kind="snapshot",
             version=post.version, amount_cents=amount, error=error, error_params=params,
@@ -544,17 +619,18 @@ class DeliveryApplier:
                 return  # not a pledge post; nothing to record
         is_member, eligible = True, False
         if kind == "recovered":
-            is_member, eligible = self._member(post.username, info)
+            is_member, eligible = self._member(post, info)
         handlers.apply_post(self.svc, PostChange(
             post_id=post.post_id, topic_id=post.topic_id, username=post.username, kind=kind,
             version=post.version, post_number=post.post_number, is_member=is_member,
             matching_eligible=eligible))
 
-    def _member(self, username: str, info: _CommonsInfo) -> tuple[bool, bool]:
-        groups = {name.casefold() for name in self.membership.groups(username)}
-        is_member = info.group.casefold() in groups
+    def _member(self, post: PostSnapshot, info: _CommonsInfo) -> tuple[bool, bool]:
+        """Whether the author is in the round's group, and their pledge eligible for matching."""
+        in_group = self.membership.in_group
+        is_member = in_group(post.username, post.user_id, info.group)
         eligible = info.matching and (info.matching_group is None
-                                      or info.matching_group.casefold() in groups)
+                                      or in_group(post.username, post.user_id, info.matching_group))
         return is_member, eligible
 
     def _is_staff(self, username: str) -> bool:

@@ -62,6 +62,31 @@ forum_memberships = Table(
     Column("fetched_at", Float, nullable=False),  # POSIX seconds
 )
 
+# The members of a group as `GET /groups/{name}/members.json` listed them: one read answers for
+# every member of a round's group (`service.forum.Membership.in_group`).
+forum_group_rosters = Table(
+    "forum_group_rosters", metadata,
+    Column("group_key", String(100), primary_key=True),  # case-folded group name
+    Column("loaded_at", Float, nullable=False),  # POSIX seconds
+    Column("too_large", Boolean, nullable=False, server_default=text("false")),  # not listed: asked per user
+    Column("size", Integer, nullable=False, server_default="0"),
+)
+
+forum_group_members = Table(
+    "forum_group_members", metadata,
+    Column("group_key", String(100), primary_key=True),
+    Column("username", String(100), primary_key=True),  # case-folded
+    Column("user_id", BigInteger),
+)
+
+# Users whose group memberships changed (a `group_user` event), and when: a roster read before
+# that is not trusted for them.
+forum_membership_changes = Table(
+    "forum_membership_changes", metadata,
+    Column("user_id", BigInteger, primary_key=True),
+    Column("changed_at", Float, nullable=False),  # POSIX seconds
+)
+
 # One row per API request sent, across every process: the shared sliding window of
 # COMMONS_SYNC_DISCOURSE_MAX_RPM.
 forum_api_calls = Table(

@@ -241,6 +241,26 @@ def test_group_members_reads_every_page(forum, http, limiter):
     assert limiter.calls == 3
 
 
+def test_a_roster_is_read_a_thousand_members_a_call(forum, http, limiter):
+    everyone = [{"id": i, "username": f"lieu{i}", "name": None} for i in range(2500)]
+    for offset in (0, 1000, 2000):
+        http.get(f"{BASE}/groups/lieux/members.json",
+                 match=[responses.matchers.query_param_matcher({"offset": str(offset), "limit": "1000"})],
+                 json={"members": everyone[offset:offset + 1000], "owners": [],
+                       "meta": {"total": 2500, "limit": 1000, "offset": offset}})
+    roster = forum.group_roster("lieux", at_most=5000)
+    assert [m.username for m in roster] == [f"lieu{i}" for i in range(2500)]
+    assert limiter.calls == 3
+
+
+def test_a_roster_over_the_limit_is_not_read_past_its_first_page(forum, http, limiter):
+    http.get(f"{BASE}/groups/trust_level_0/members.json",
+             json={"members": [{"id": 1, "username": "a", "name": None}], "owners": [],
+                   "meta": {"total": 80000, "limit": 1000, "offset": 0}})
+    assert forum.group_roster("trust_level_0", at_most=50000) is None
+    assert limiter.calls == 1
+
+
 def test_group_members_stops_on_an_empty_page(forum, http):
     http.get(f"{BASE}/groups/staff/members.json",
              json={"members": [], "owners": [], "meta": {"total": 3, "limit": 50, "offset": 0}})

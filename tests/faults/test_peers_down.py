@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from commons_sync.devtools.peer_faults import ServiceStack, latency_summary
+from commons_sync.devtools.peer_faults import GROUP, ServiceStack, latency_summary
 from commons_sync.mediawiki import Wiki
 from commons_sync.mediawiki.errors import WikiUnavailable
 from commons_sync.service import outbox
@@ -62,7 +62,7 @@ def test_a_forum_down_or_asking_to_wait_is_not_asked_again_too_soon(sqlite_url):
         topic = forum.commons_topic()
         worker = forum.worker
         worker.applier.backoff = lambda failures: 0.4 * 2 ** (failures - 1)
-        forum.admin.fail_next("/u/", count=10_000, status=500)
+        forum.admin.fail_next("/groups/", count=10_000, status=500)
         forum.pledge("alice", topic, "10")
         assert forum.admin.wait_for_webhooks(timeout=30)
         before = forum.api_stats()["total"]
@@ -73,7 +73,7 @@ def test_a_forum_down_or_asking_to_wait_is_not_asked_again_too_soon(sqlite_url):
         assert 1 <= forum.api_stats()["total"] - before <= 2  # one a pass (20) without the backoff
         # A 429 says how long to wait: nothing is asked before that.
         forum.admin.clear_failures()
-        forum.admin.fail_next("/u/", count=10_000, status=429, retry_after=2)
+        forum.admin.fail_next("/groups/", count=10_000, status=429, retry_after=2)
         time.sleep(1.0)
         before = forum.api_stats()["total"]
         began = time.monotonic()
@@ -184,7 +184,7 @@ def test_peers_down_then_back_nothing_lost_ceiling_kept_webhook_answers(installe
     members = [f"lieu-{n}" for n in range(8)]
     bot = Wiki.connect(installed.api_url, installed.bot_username, installed.bot_password)
     with ServiceStack(tmp_path, installed, retry_base=0.25, retry_max=2.0) as stack:
-        stack.people(members)
+        stack.people(members[:4], outside=members[4:])
         stack.round()
         topics = stack.open_forum_commons(2, prefix=f"Panne {tmp_path.name}")
         commons_of = {c["topic_id"]: c["id"] for c in stack.list_commons()}
@@ -198,15 +198,18 @@ def test_peers_down_then_back_nothing_lost_ceiling_kept_webhook_answers(installe
             expected[commons_of[topic]] += amount * 100
             count += 1
 
-        for n in range(4):  # half the members pledge first: their membership is cached
+        for n in range(4):  # half the members pledge first: the group's roster is read
             pledge(n, members[n])
         stack.wait_until(lambda: stack.caught_up() and stack.pledge_count() == 4, 60, "first pledges")
+        for member in members[4:]:  # they join after the roster was read: each must be asked about
+            stack.admin.add_to_group(GROUP, member)
+        assert stack.admin.wait_for_webhooks(timeout=30)
         webhooks_before = len(stack.admin.webhook_log()["deliveries"])
         installed.stop_server()
         try:
             stack.forum_fails(500)
-            # Cached members first (their pledges are applied, and the status posts and fiches
-            # they call for fail and back off), then members the forum must be asked about.
+            # Members in the roster first (their pledges are applied, and the status posts and
+            # fiches they call for fail and back off), then the members who joined since.
             for n in range(4, 16):
                 if n == 12:
                     stack.forum_fails(429, retry_after=1)

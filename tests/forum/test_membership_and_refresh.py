@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from commons_sync.storage import forum_tables as ft
 
-from .harness import GROUP
+from .harness import GROUP, MEMBERS
 
 PLEDGE = "Je soutiens ce commun avec plaisir.\n\n/soutien {}"
 
@@ -69,3 +69,81 @@ def test_status_post_is_edited_again_the_next_day_for_the_days_left(forum):
     status = forum.status_post(topic)
     assert status["version"] == version + 1
     assert "Il reste 29 jours" in status["raw"]
+
+
+class ForumReads:
+    """Counts the membership reads the worker's applier sends to the forum."""
+
+    def __init__(self, monkeypatch, forum) -> None:
+        self.users: list[str] = []
+        self.rosters: list[str] = []
+        client = forum.worker.applier.forum
+        get_user, group_roster = client.get_user, client.group_roster
+
+        def counted_user(username):
+            self.users.append(username)
+            return get_user(username)
+
+        def counted_roster(name, at_most):
+            self.rosters.append(name)
+            return group_roster(name, at_most)
+
+        monkeypatch.setattr(client, "get_user", counted_user)
+        monkeypatch.setattr(client, "group_roster", counted_roster)
+
+
+def test_pledges_of_many_members_cost_one_read_of_the_group(forum, monkeypatch):
+    topic = forum.commons_topic()
+    reads = ForumReads(monkeypatch, forum)
+    for member, amount in zip(MEMBERS, ("10", "20", "30"), strict=True):
+        forum.pledge(member, topic, amount)
+    forum.pledge("zoe", topic, "5")  # not in the group: the roster says so too
+    forum.settle()
+    assert reads.rosters == [GROUP] and reads.users == []
+    commons = forum.commons(topic)
+    assert commons["cofunder_names"] == sorted(MEMBERS)
+    assert commons["pledged"] == 60
+
+
+def test_the_group_is_read_again_once_its_roster_is_older_than_ten_minutes(forum, monkeypatch):
+    topic = forum.commons_topic()
+    reads = ForumReads(monkeypatch, forum)
+    forum.pledge(MEMBERS[0], topic, "10")
+    forum.settle()
+    forum.clock.advance(seconds=599)
+    forum.pledge(MEMBERS[1], topic, "10")
+    forum.settle()
+    assert reads.rosters == [GROUP]
+    forum.clock.advance(seconds=2)
+    forum.pledge(MEMBERS[2], topic, "10")
+    forum.settle()
+    assert reads.rosters == [GROUP, GROUP]
+
+
+def test_a_member_who_changed_groups_since_the_roster_was_read_is_asked_alone(forum, monkeypatch):
+    topic = forum.commons_topic()
+    forum.pledge(MEMBERS[0], topic, "10")
+    forum.settle()  # the roster is read, without zoe
+    reads = ForumReads(monkeypatch, forum)
+    forum.admin.add_to_group(GROUP, "zoe")
+    forum.settle()
+    forum.pledge("zoe", topic, "25")
+    forum.pledge(MEMBERS[1], topic, "10")
+    forum.settle()
+    assert reads.users == ["zoe"] and reads.rosters == []
+    assert "zoe" in forum.commons(topic)["cofunder_names"]
+
+
+def test_a_group_too_large_to_list_is_asked_user_by_user(forum, monkeypatch):
+    from commons_sync.service import forum as forum_service
+
+    monkeypatch.setattr(forum_service, "ROSTER_MAX_MEMBERS", 2)  # the group has more members
+    topic = forum.commons_topic()
+    reads = ForumReads(monkeypatch, forum)
+    forum.pledge(MEMBERS[0], topic, "10")
+    forum.pledge("zoe", topic, "10")
+    forum.settle()
+    assert reads.rosters == [GROUP] and reads.users == [MEMBERS[0], "zoe"]
+    assert forum.commons(topic)["cofunder_names"] == [MEMBERS[0]]
+    r = ft.forum_group_rosters
+    assert forum.svc.run(lambda uow: uow.repo.conn.execute(select(r.c.too_large)).scalar_one()) is True

@@ -132,7 +132,7 @@ def test_kinds_of_adapters_that_are_off_stay_pending_and_are_not_counted(forum):
 
 def test_forum_unavailable_leaves_deliveries_for_later_in_order(forum):
     topic = forum.commons_topic()
-    forum.admin.fail_next("/u/", count=1, status=503)
+    forum.admin.fail_next("/groups/", count=1, status=503)  # the round group's roster
     forum.pledge("alice", topic, "10")
     forum.pledge("bruno", topic, "20")
     forum.settle()
