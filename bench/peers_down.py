@@ -93,7 +93,7 @@ def run(args, workdir: Path) -> dict:
         def next_count() -> int:
             return counts["posted"]
 
-        # Before: half the members pledge once (their membership is then cached for a while).
+        # Before: half the members pledge once (the group's roster is read then).
         for n in range(args.members // 2):
             pledge(n)
         stack.wait_until(lambda: stack.caught_up() and stack.pledge_count() == args.members // 2, 1800,
@@ -118,14 +118,15 @@ def run(args, workdir: Path) -> dict:
         local.stop_server()
         stack.forum_fails(500)
         phase_changed = False
-        n = 0  # members whose membership is cached first: their pledges make outbox rows that fail
+        n = 0  # the warm members first: their pledges make outbox rows that fail
         end = began + args.error_seconds + args.throttle_seconds
         while time.monotonic() < end:
             if not phase_changed and time.monotonic() >= began + args.error_seconds:
                 stack.forum_fails(429, retry_after=args.retry_after)
                 phase_changed = True
-            # The warm members first (applied at once: their rows fail), then the others (their
-            # deliveries wait for the forum to say whether they are members).
+            # The warm members first (applied at once: their rows fail), then the others (in the
+            # roster read before the outage, since 5cb7970: applied at once too; before, each
+            # delivery waited for the forum to say whether its author was a member).
             if n < len(warm):
                 pledge_as(n, warm[n])
             else:

@@ -7,6 +7,9 @@
 2. burst: 1,000 pledges in 10 s on one commons through the Discourse double, the service and its
    worker: status-post edits, the API ceiling, final numbers.
 3. idle: median time from a pledge post to its status post showing it, one pledge at a time.
+4. members (`--only members`): one pledge from each of `--members` distinct members, none seen
+   before, at the default API ceiling: how long until all are applied, and the API calls it took
+   (each member's membership is the cost that grows with the round).
 
     apt-get install wrk      # once
     .venv/bin/python bench/webhook.py [--seconds 15] [--database postgresql+psycopg://…/cs_bench]
@@ -354,6 +357,46 @@ def burst_and_idle(pledges: int, seconds: float, idle_samples: int) -> dict:
     }
 
 
+def distinct_members(count: int) -> dict:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from forum.harness import ForumHarness  # the same loopback stack as the tests
+
+    tmp = Path(tempfile.mkdtemp())
+    ceiling = 50  # the service's default; the double keeps Discourse's 60
+    with ForumHarness(f"sqlite:///{tmp}/members.db", max_rpm=ceiling, double_rpm=60) as forum:
+        members = ["alice"] + [f"lieu-{n}" for n in range(1, count)]  # the harness opens topics as alice
+        forum.people(members=members, others=())
+        forum.round(allocation=1_000_000)
+        topic = forum.commons_topic(goal="100000", cap=None)
+        forum.worker.quiet_seconds, forum.worker.max_delay_seconds = 1.0, 10.0
+        calls_before = forum.api_stats()["total"]
+        raised_before = forum.commons(topic)["raised"]
+        stop = threading.Event()
+        thread = threading.Thread(target=forum.worker.run_forever, kwargs={"stop": stop, "poll_seconds": 0.2})
+        thread.start()
+        try:
+            began = time.perf_counter()
+            for member in members:
+                forum.pledge(member, topic, "1")
+            expected = raised_before + count
+            deadline = time.time() + 1800
+            while forum.commons(topic)["raised"] != expected or pending(forum):
+                if time.time() > deadline:
+                    raise RuntimeError("the pledges were not all applied in 30 minutes")
+                time.sleep(0.5)
+            applied = time.perf_counter() - began
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+        stats = forum.api_stats()
+        commons = forum.commons(topic)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return {"api_ceiling": {"service": ceiling, "double": 60}, "members": count,
+            "all_applied_after_seconds": round(applied, 1), "api_calls": stats["total"] - calls_before,
+            "max_api_requests_in_any_60s": stats["max_in_any_60s"], "rejected_429": stats["rejected"],
+            "cofunders": len(commons["cofunder_names"]), "exact": commons["raised"] == expected}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=15)
@@ -361,11 +404,12 @@ def main() -> None:
     parser.add_argument("--pledges", type=int, default=1_000)
     parser.add_argument("--burst-seconds", type=float, default=10.0)
     parser.add_argument("--idle-samples", type=int, default=15)
-    parser.add_argument("--only", choices=["throughput", "burst"])
+    parser.add_argument("--only", choices=["throughput", "burst", "members"])
+    parser.add_argument("--members", type=int, default=200, help="distinct members, for --only members")
     parser.add_argument("--connections", type=int, default=8, help="wrk's connections")
     parser.add_argument("--rounds", type=int, default=3, help="alternated pairs (bare route, webhook)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None and args.only != "burst":
+    if shutil.which("wrk") is None and args.only in (None, "throughput"):
         sys.exit("bench/webhook.py needs wrk: apt-get install wrk")
     result = {}
     if args.only in (None, "throughput"):
@@ -373,6 +417,8 @@ def main() -> None:
                                           rounds=args.rounds)
     if args.only in (None, "burst"):
         result.update(burst_and_idle(args.pledges, args.burst_seconds, args.idle_samples))
+    if args.only in (None, "members"):
+        result["members"] = distinct_members(args.members)
     print(json.dumps(result, indent=2))
 
 
