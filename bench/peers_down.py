@@ -124,9 +124,9 @@ def run(args, workdir: Path) -> dict:
             if not phase_changed and time.monotonic() >= began + args.error_seconds:
                 stack.forum_fails(429, retry_after=args.retry_after)
                 phase_changed = True
-            # The warm members first (applied at once: their rows fail), then the others (in the
-            # roster read before the outage, since 5cb7970: applied at once too; before, each
-            # delivery waited for the forum to say whether its author was a member).
+            # The warm members first (applied at once: their rows fail), then the others (their
+            # deliveries wait for the forum: the roster read before the outage is older than
+            # 120 s by then, and before 5cb7970 each member was asked alone).
             if n < len(warm):
                 pledge_as(n, warm[n])
             else:

@@ -98,7 +98,6 @@ class ForumSettings:
     language: str = "fr"
     base_url: str | None = None
     membership_ttl_seconds: float = 120.0
-    roster_ttl_seconds: float = 600.0
 
     @classmethod
     def from_settings(cls, settings) -> "ForumSettings":
@@ -273,76 +272,76 @@ class ForumReader(Protocol):
     def get_post(self, post_id: int) -> PostSnapshot: ...
 
 
-ROSTER_MAX_MEMBERS = 50_000  # a bigger group (an automatic one) is asked user by user
-_ASK_THE_USER = "the roster cannot tell"
+ROSTER_MAX_MEMBERS = 20_000  # 20 calls a read; a bigger group (an automatic one) is asked user by user
 
 
 class Membership:
-    """Group memberships of forum users, cached in the database.
+    """Group memberships of forum users, cached in the database for `ttl_seconds` (120 s).
 
-    Whether a pledge's author is in the round's group comes from the group's roster
-    (`GET /groups/{name}/members.json`, 1,000 members a call), read again after
-    `roster_ttl_seconds`; a user whose memberships changed since (a `group_user` event, `forget`)
-    is asked on their own. A user's own groups (`GET /u/{username}.json`, for the staff group)
-    are kept `ttl_seconds`; events drop them at once.
+    Whether a pledge's author is in a group: yes when the group's roster
+    (`GET /groups/{name}/members.json`, 1,000 members a call) lists their user id and no
+    `group_user` event came for them since it was read (`forget`); otherwise their own groups are
+    asked (`GET /u/{username}.json`). A roster's "no" is never trusted: it may predate a join whose
+    event has not arrived yet, or an id a page boundary skipped while someone left. So a roster
+    costs a call per 1,000 members every `ttl_seconds` while pledges come, instead of a call per
+    member, and non-members cost what they did. The staff group's checks ask the user.
     """
 
-    def __init__(self, svc: Service, forum: ForumReader, ttl_seconds: float,
-                 roster_ttl_seconds: float = 600.0) -> None:
+    def __init__(self, svc: Service, forum: ForumReader, ttl_seconds: float) -> None:
         self.svc = svc
         self.forum = forum
         self.ttl_seconds = ttl_seconds
-        self.roster_ttl_seconds = roster_ttl_seconds
 
     def in_group(self, username: str, user_id: int | None, group: str) -> bool:
-        """Whether the user is in the group: from its roster, or from the user's own groups when
-        the roster cannot tell (a group too large to list, a user whose memberships changed since
-        it was read, a payload without the user's id).
+        """Whether the user is in the group (see the class).
 
         Raises:
             RateLimited, Unavailable…: the forum could not answer; try the delivery again later.
         """
-        key, name = group.casefold(), username.casefold()
+        key = group.casefold()
         r, m, c = ft.forum_group_rosters, ft.forum_group_members, ft.forum_membership_changes
         now = self.svc.clock().timestamp()
 
-        def read(uow: UnitOfWork):
+        def listed(uow: UnitOfWork) -> bool | None:
+            """True when the roster says yes, False when it cannot, None when it is to be read."""
             conn = uow.repo.conn
-            roster = conn.execute(select(r.c.loaded_at, r.c.too_large).where(r.c.group_key == key)).first()
-            if roster is None or roster.loaded_at <= now - self.roster_ttl_seconds:
+            roster = conn.execute(select(r.c.loaded_at, r.c.unlisted).where(r.c.group_key == key)).first()
+            if roster is None or roster.loaded_at <= now - self.ttl_seconds:
                 return None
-            if roster.too_large or user_id is None or conn.execute(select(c.c.user_id).where(
-                    c.c.user_id == user_id, c.c.changed_at >= roster.loaded_at)).first():
-                return _ASK_THE_USER
-            return conn.execute(select(m.c.username).where(m.c.group_key == key, m.c.username == name)
-                                ).first() is not None
+            if roster.unlisted or user_id is None:
+                return False
+            changed = conn.execute(select(c.c.user_id).where(
+                c.c.user_id == user_id, c.c.changed_at >= roster.loaded_at)).first()
+            return not changed and conn.execute(select(m.c.user_id).where(
+                m.c.group_key == key, m.c.user_id == user_id)).first() is not None
 
-        answer = self.svc.run(read)
+        answer = self.svc.run(listed)
         if answer is None:
             self._read_roster(group, now)
-            answer = self.svc.run(read)
-        if answer is _ASK_THE_USER:
-            return key in {own.casefold() for own in self.groups(username)}
-        return bool(answer)
+            answer = self.svc.run(listed)
+        return bool(answer) or key in {own.casefold() for own in self.groups(username)}
 
     def _read_roster(self, group: str, now: float) -> None:
         try:
             members = self.forum.group_roster(group, at_most=ROSTER_MAX_MEMBERS)
         except ForumNotFound:
-            members = []  # no such group: nobody is in it
+            members = []  # no such group: its roster lists nobody
+        except Forbidden:
+            members = None  # its members are hidden from the bot: ask them one by one
         key = group.casefold()
         r, m = ft.forum_group_rosters, ft.forum_group_members
-        listed = {member.username.casefold(): member.user_id for member in members or ()}
+        listed = {member.user_id: member.username for member in members or ()}
 
         def save(uow: UnitOfWork) -> None:
             conn = uow.repo.conn
-            conn.execute(delete(m).where(m.c.group_key == key))
-            if listed:
-                conn.execute(insert(m), [dict(group_key=key, username=name, user_id=user_id)
-                                         for name, user_id in listed.items()])
-            values = dict(loaded_at=now, too_large=members is None, size=len(listed))
+            # The roster's row first: it locks, so two workers' saves of one group take turns.
+            values = dict(loaded_at=now, unlisted=members is None, size=len(listed))
             conn.execute(_dialect_insert(conn, r).values(group_key=key, **values)
                          .on_conflict_do_update(index_elements=[r.c.group_key], set_=values))
+            conn.execute(delete(m).where(m.c.group_key == key))
+            if listed:
+                conn.execute(insert(m), [dict(group_key=key, user_id=user_id, username=username)
+                                         for user_id, username in listed.items()])
             uow.commit()
 
         self.svc.run(save)
@@ -397,7 +396,7 @@ class Membership:
                 conn.execute(_dialect_insert(conn, c).values(user_id=user_id, changed_at=now)
                              .on_conflict_do_update(index_elements=[c.c.user_id], set_={"changed_at": now}))
                 # Every roster in use was read since: older changes are in it.
-                conn.execute(delete(c).where(c.c.changed_at < now - self.roster_ttl_seconds))
+                conn.execute(delete(c).where(c.c.changed_at < now - self.ttl_seconds))
             uow.commit()
 
         self.svc.run(use_case)
@@ -459,8 +458,7 @@ class DeliveryApplier:
         self.svc = svc
         self.forum = forum
         self.settings = settings
-        self.membership = Membership(svc, forum, settings.membership_ttl_seconds,
-                                     settings.roster_ttl_seconds)
+        self.membership = Membership(svc, forum, settings.membership_ttl_seconds)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         if backoff is None:
             from .worker import backoff_seconds as backoff

@@ -84,7 +84,7 @@ def run_lifecycle_commands(applier, post: PostSnapshot, commands: list[ForumComm
     staff = any(c.name == "annuler" for c in relevant) and applier._is_staff(post.username)
     is_member = True
     if info is not None and any(c.name == "transferer" for c in relevant):
-        is_member = applier._member(post, info)[0]
+        is_member = applier.membership.in_group(post.username, post.user_id, info.group)
 
     def use_case(uow: UnitOfWork) -> None:
         conn = uow.repo.conn

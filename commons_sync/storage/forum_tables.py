@@ -62,21 +62,22 @@ forum_memberships = Table(
     Column("fetched_at", Float, nullable=False),  # POSIX seconds
 )
 
-# The members of a group as `GET /groups/{name}/members.json` listed them: one read answers for
+# The members of a group as `GET /groups/{name}/members.json` listed them: one read says yes for
 # every member of a round's group (`service.forum.Membership.in_group`).
 forum_group_rosters = Table(
     "forum_group_rosters", metadata,
     Column("group_key", String(100), primary_key=True),  # case-folded group name
     Column("loaded_at", Float, nullable=False),  # POSIX seconds
-    Column("too_large", Boolean, nullable=False, server_default=text("false")),  # not listed: asked per user
+    # Too large or hidden from the bot: its members are asked one by one.
+    Column("unlisted", Boolean, nullable=False, server_default=text("false")),
     Column("size", Integer, nullable=False, server_default="0"),
 )
 
 forum_group_members = Table(
     "forum_group_members", metadata,
     Column("group_key", String(100), primary_key=True),
-    Column("username", String(100), primary_key=True),  # case-folded
-    Column("user_id", BigInteger),
+    Column("user_id", BigInteger, primary_key=True),  # by id: a username can change hands
+    Column("username", String(100), nullable=False),
 )
 
 # Users whose group memberships changed (a `group_user` event), and when: a roster read before

@@ -16,9 +16,12 @@ def test_joining_the_group_is_seen_at_once_through_the_group_user_event(forum):
     post = forum.pledge("zoe", topic, "20")
     forum.settle()
     assert forum.commons(topic)["pledged"] == 0
+    m = ft.forum_memberships
+    cached = forum.svc.run(lambda uow: uow.repo.conn.execute(
+        select(m.c.username).where(m.c.username == "zoe")).first())
+    assert cached is not None  # zoe, not in the roster, was asked: her groups are cached 120 s
     forum.admin.add_to_group(GROUP, "zoe")  # the double sends user_added_to_group (ids only)
     forum.settle()
-    m = ft.forum_memberships
     cached = forum.svc.run(lambda uow: uow.repo.conn.execute(
         select(m.c.username).where(m.c.username == "zoe")).first())
     assert cached is None  # dropped by the event, well before its time to live
@@ -97,40 +100,53 @@ def test_pledges_of_many_members_cost_one_read_of_the_group(forum, monkeypatch):
     reads = ForumReads(monkeypatch, forum)
     for member, amount in zip(MEMBERS, ("10", "20", "30"), strict=True):
         forum.pledge(member, topic, amount)
-    forum.pledge("zoe", topic, "5")  # not in the group: the roster says so too
+    forum.pledge("zoe", topic, "5")  # not listed: a roster's "no" is asked again, user by user
     forum.settle()
-    assert reads.rosters == [GROUP] and reads.users == []
+    assert reads.rosters == [GROUP] and reads.users == ["zoe"]
     commons = forum.commons(topic)
     assert commons["cofunder_names"] == sorted(MEMBERS)
     assert commons["pledged"] == 60
 
 
-def test_the_group_is_read_again_once_its_roster_is_older_than_ten_minutes(forum, monkeypatch):
+def test_the_group_is_read_again_once_its_roster_is_older_than_two_minutes(forum, monkeypatch):
     topic = forum.commons_topic()
     reads = ForumReads(monkeypatch, forum)
     forum.pledge(MEMBERS[0], topic, "10")
     forum.settle()
-    forum.clock.advance(seconds=599)
+    forum.clock.advance(seconds=119)
     forum.pledge(MEMBERS[1], topic, "10")
     forum.settle()
     assert reads.rosters == [GROUP]
     forum.clock.advance(seconds=2)
     forum.pledge(MEMBERS[2], topic, "10")
     forum.settle()
-    assert reads.rosters == [GROUP, GROUP]
+    assert reads.rosters == [GROUP, GROUP] and reads.users == []
 
 
-def test_a_member_who_changed_groups_since_the_roster_was_read_is_asked_alone(forum, monkeypatch):
+def test_members_who_left_since_the_roster_was_read_are_asked_alone(forum, monkeypatch):
+    topic = forum.commons_topic()
+    forum.pledge(MEMBERS[2], topic, "10")
+    forum.settle()  # the roster is read, with alice and bruno
+    reads = ForumReads(monkeypatch, forum)
+    forum.admin.remove_from_group(GROUP, MEMBERS[0])
+    forum.admin.remove_from_group(GROUP, MEMBERS[1])
+    forum.settle()
+    first = forum.pledge(MEMBERS[0], topic, "25")
+    forum.pledge(MEMBERS[1], topic, "25")
+    forum.settle()
+    assert reads.users == [MEMBERS[0], MEMBERS[1]] and reads.rosters == []
+    assert forum.commons(topic)["cofunder_names"] == [MEMBERS[2]]
+    assert "Seuls les membres du groupe" in forum.replies_to(topic, first["post_number"])[0]
+
+
+def test_a_join_whose_event_comes_after_the_pledge_still_counts(forum):
     topic = forum.commons_topic()
     forum.pledge(MEMBERS[0], topic, "10")
     forum.settle()  # the roster is read, without zoe
-    reads = ForumReads(monkeypatch, forum)
-    forum.admin.add_to_group(GROUP, "zoe")
-    forum.settle()
+    forum.admin.set_webhook_options(reorder_window=1.0)
+    forum.admin.add_to_group(GROUP, "zoe")  # zoe joins, then pledges: the two events may swap
     forum.pledge("zoe", topic, "25")
-    forum.pledge(MEMBERS[1], topic, "10")
     forum.settle()
-    assert reads.users == ["zoe"] and reads.rosters == []
     assert "zoe" in forum.commons(topic)["cofunder_names"]
 
 
@@ -146,4 +162,14 @@ def test_a_group_too_large_to_list_is_asked_user_by_user(forum, monkeypatch):
     assert reads.rosters == [GROUP] and reads.users == [MEMBERS[0], "zoe"]
     assert forum.commons(topic)["cofunder_names"] == [MEMBERS[0]]
     r = ft.forum_group_rosters
-    assert forum.svc.run(lambda uow: uow.repo.conn.execute(select(r.c.too_large)).scalar_one()) is True
+    assert forum.svc.run(lambda uow: uow.repo.conn.execute(select(r.c.unlisted)).scalar_one()) is True
+
+
+def test_a_group_whose_members_are_hidden_from_the_bot_is_asked_user_by_user(forum, monkeypatch):
+    topic = forum.commons_topic()
+    reads = ForumReads(monkeypatch, forum)
+    forum.admin.fail_next("/groups/", count=1, status=403)
+    forum.pledge(MEMBERS[0], topic, "10")
+    forum.settle()
+    assert reads.rosters == [GROUP] and reads.users == [MEMBERS[0]]
+    assert forum.commons(topic)["cofunder_names"] == [MEMBERS[0]]

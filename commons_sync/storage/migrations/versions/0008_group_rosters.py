@@ -3,8 +3,8 @@
 A pledge needs its author's membership of the round's group. Asked user by user
 (`GET /u/{username}.json`), that was one API call per member not seen in the last 120 s, which caps
 how many members' pledges are applied at the API ceiling (about 50 a minute by default). A roster,
-read in pages of 1,000, answers for every member; `group_user` events mark the users whose
-memberships changed since, who are then asked one by one.
+read in pages of 1,000, says yes for every member listed; `group_user` events mark the users whose
+memberships changed since, who are then asked one by one, as is anyone the roster does not list.
 
 Revision ID: 0008
 Revises: 0007
@@ -25,16 +25,16 @@ def upgrade() -> None:
         'forum_group_rosters',
         sa.Column('group_key', sa.String(length=100), nullable=False),
         sa.Column('loaded_at', sa.Float(), nullable=False),
-        sa.Column('too_large', sa.Boolean(), server_default=sa.text('false'), nullable=False),
+        sa.Column('unlisted', sa.Boolean(), server_default=sa.text('false'), nullable=False),
         sa.Column('size', sa.Integer(), server_default='0', nullable=False),
         sa.PrimaryKeyConstraint('group_key', name=op.f('pk_forum_group_rosters')),
     )
     op.create_table(
         'forum_group_members',
         sa.Column('group_key', sa.String(length=100), nullable=False),
+        sa.Column('user_id', sa.BigInteger(), nullable=False),
         sa.Column('username', sa.String(length=100), nullable=False),
-        sa.Column('user_id', sa.BigInteger(), nullable=True),
-        sa.PrimaryKeyConstraint('group_key', 'username', name=op.f('pk_forum_group_members')),
+        sa.PrimaryKeyConstraint('group_key', 'user_id', name=op.f('pk_forum_group_members')),
     )
     op.create_table(
         'forum_membership_changes',
