@@ -35,6 +35,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,24 +291,57 @@ def pending(forum) -> bool:
     return bool(pending_delivery_count(forum.svc) or pending_rows(forum.svc, forum.worker.senders))
 
 
-def burst_and_idle(pledges: int, seconds: float, idle_samples: int) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from forum.harness import ForumHarness  # the same loopback stack as the tests
+API_CEILING = {"service": 50, "double": 60}  # the service's default; the double keeps Discourse's 60
 
-    from commons_sync.discourse.status_post import MARKER
+
+@contextmanager
+def one_commons_at_the_default_ceiling(members: list[str], goal: str):
+    """The tests' loopback stack (SQLite, the Discourse double) with `members` in the round's group
+    (the first opens the topic) and one commons; yields the harness and the topic."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from forum.harness import ForumHarness
 
     tmp = Path(tempfile.mkdtemp())
-    ceiling = 50  # the service's default; the double keeps Discourse's 60
-    with ForumHarness(f"sqlite:///{tmp}/burst.db", max_rpm=ceiling, double_rpm=60) as forum:
-        members = ["alice"] + [f"lieu-{n}" for n in range(1, 20)]  # the harness opens topics as alice
-        forum.people(members=members, others=())
-        forum.round(allocation=1_000_000)
-        topic = forum.commons_topic(goal="5000", cap=None)
-        forum.worker.quiet_seconds, forum.worker.max_delay_seconds = 1.0, 10.0
-        stop = threading.Event()
-        thread = threading.Thread(target=forum.worker.run_forever, kwargs={"stop": stop, "poll_seconds": 0.2})
-        thread.start()
-        try:
+    try:
+        with ForumHarness(f"sqlite:///{tmp}/forum.db", max_rpm=API_CEILING["service"],
+                          double_rpm=API_CEILING["double"]) as forum:
+            forum.people(members=members, others=())
+            forum.round(allocation=1_000_000)
+            topic = forum.commons_topic(goal=goal, cap=None)
+            forum.worker.quiet_seconds, forum.worker.max_delay_seconds = 1.0, 10.0
+            yield forum, topic
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def worker_running(forum):
+    """The harness's worker in a thread, as `commons-sync worker` runs it, for the block's length."""
+    stop = threading.Event()
+    thread = threading.Thread(target=forum.worker.run_forever, kwargs={"stop": stop, "poll_seconds": 0.2})
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def wait_until_raised(forum, topic: int, expected: int, minutes: int) -> None:
+    """Until the commons shows `expected` raised and nothing waits to be applied or sent."""
+    deadline = time.time() + 60 * minutes
+    while forum.commons(topic)["raised"] != expected or pending(forum):
+        if time.time() > deadline:
+            raise RuntimeError(f"the pledges were not all applied and sent in {minutes} minutes")
+        time.sleep(0.5)
+
+
+def burst_and_idle(pledges: int, seconds: float, idle_samples: int) -> dict:
+    from commons_sync.discourse.status_post import MARKER
+
+    members = ["alice"] + [f"lieu-{n}" for n in range(1, 20)]  # the harness opens topics as alice
+    with one_commons_at_the_default_ceiling(members, goal="5000") as (forum, topic):
+        with worker_running(forum):
             # Warm the membership cache, then the idle figure: one pledge at a time.
             idle = []
             for n in range(idle_samples):
@@ -330,22 +364,14 @@ def burst_and_idle(pledges: int, seconds: float, idle_samples: int) -> dict:
                     time.sleep(delay)
             posted = time.perf_counter() - began
             expected = raised_before + pledges
-            deadline = time.time() + 600
-            while forum.commons(topic)["raised"] != expected or pending(forum):
-                if time.time() > deadline:
-                    raise RuntimeError("the burst did not settle in 10 minutes")
-                time.sleep(0.5)
+            wait_until_raised(forum, topic, expected, minutes=10)
             time.sleep(3)
             status = forum.status_post(topic)
             settled = time.perf_counter() - began
-        finally:
-            stop.set()
-            thread.join(timeout=30)
         stats = forum.api_stats()
         raised = forum.commons(topic)["raised"]
-    shutil.rmtree(tmp, ignore_errors=True)
     return {
-        "api_ceiling": {"service": ceiling, "double": 60},
+        "api_ceiling": API_CEILING,
         "idle": {"samples": idle_samples, "median_seconds": round(statistics.median(idle), 2),
                  "max_seconds": round(max(idle), 2)},
         "burst": {"pledges": pledges, "posted_in_seconds": round(posted, 1),
@@ -358,40 +384,20 @@ def burst_and_idle(pledges: int, seconds: float, idle_samples: int) -> dict:
 
 
 def distinct_members(count: int) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from forum.harness import ForumHarness  # the same loopback stack as the tests
-
-    tmp = Path(tempfile.mkdtemp())
-    ceiling = 50  # the service's default; the double keeps Discourse's 60
-    with ForumHarness(f"sqlite:///{tmp}/members.db", max_rpm=ceiling, double_rpm=60) as forum:
-        members = ["alice"] + [f"lieu-{n}" for n in range(1, count)]  # the harness opens topics as alice
-        forum.people(members=members, others=())
-        forum.round(allocation=1_000_000)
-        topic = forum.commons_topic(goal="100000", cap=None)
-        forum.worker.quiet_seconds, forum.worker.max_delay_seconds = 1.0, 10.0
+    members = ["alice"] + [f"lieu-{n}" for n in range(1, count)]  # the harness opens topics as alice
+    with one_commons_at_the_default_ceiling(members, goal="100000") as (forum, topic):
         calls_before = forum.api_stats()["total"]
         raised_before = forum.commons(topic)["raised"]
-        stop = threading.Event()
-        thread = threading.Thread(target=forum.worker.run_forever, kwargs={"stop": stop, "poll_seconds": 0.2})
-        thread.start()
-        try:
+        with worker_running(forum):
             began = time.perf_counter()
             for member in members:
                 forum.pledge(member, topic, "1")
             expected = raised_before + count
-            deadline = time.time() + 1800
-            while forum.commons(topic)["raised"] != expected or pending(forum):
-                if time.time() > deadline:
-                    raise RuntimeError("the pledges were not all applied in 30 minutes")
-                time.sleep(0.5)
+            wait_until_raised(forum, topic, expected, minutes=30)
             applied = time.perf_counter() - began
-        finally:
-            stop.set()
-            thread.join(timeout=30)
         stats = forum.api_stats()
         commons = forum.commons(topic)
-    shutil.rmtree(tmp, ignore_errors=True)
-    return {"api_ceiling": {"service": ceiling, "double": 60}, "members": count,
+    return {"api_ceiling": API_CEILING, "members": count,
             "all_applied_after_seconds": round(applied, 1), "api_calls": stats["total"] - calls_before,
             "max_api_requests_in_any_60s": stats["max_in_any_60s"], "rejected_429": stats["rejected"],
             "cofunders": len(commons["cofunder_names"]), "exact": commons["raised"] == expected}
